@@ -1,0 +1,107 @@
+"""`fal-persona`: the command line. Each subcommand's work lives in its own module, imported
+only when that subcommand runs, so `fal-persona --help` and the TUI start fast."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand -> "module:function"; each function takes the parsed args and returns an exit code.
+HANDLERS = {
+    "tui": "agent.tui.app:run",
+    "ask": "agent.commands.ask:run",
+    "logs": "agent.commands.logs:run",
+    "sandbox": "agent.commands.sandbox_cmd:run",
+    "webhooks": "agent.triggers.cli:run_webhooks",
+    "schedules": "agent.triggers.cli:run_schedules",
+}
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line on stderr, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--user", help="who is asking (default: the OS user)")
+    common.add_argument("--persona", help="persona to use (default: producer)")
+    common.add_argument("--no-log", action="store_true", help="write nothing to the transcript")
+
+    parser = argparse.ArgumentParser(
+        prog="fal-persona",
+        description="Drive fal.ai from a conversation. With no subcommand, opens the chat TUI.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command")
+
+    ask = sub.add_parser("ask", parents=[common], help="run one request without the TUI")
+    ask.add_argument("text", help="the request, in words or in the planner's grammar")
+    ask.add_argument("--json", action="store_true", help="print answer, tool calls and results as JSON")
+    decide = ask.add_mutually_exclusive_group()
+    decide.add_argument("--yes", action="store_true", help="approve every spend/cancel")
+    decide.add_argument("--no-approve", action="store_true", help="reject every spend/cancel")
+
+    logs = sub.add_parser("logs", parents=[common], help="read the transcript")
+    logs_sub = logs.add_subparsers(dest="logs_command", required=True)
+    ll = logs_sub.add_parser("list", help="list sessions")
+    ll.add_argument("--limit", type=int, default=20)
+    ls = logs_sub.add_parser("show", help="show one session's events")
+    ls.add_argument("session", nargs="?", help="session id (default: the latest)")
+    lq = logs_sub.add_parser("search", help="full-text search")
+    lq.add_argument("query")
+    lq.add_argument("--limit", type=int, default=50)
+    le = logs_sub.add_parser("export", help="export events")
+    le.add_argument("session", nargs="?", help="session id (default: all)")
+    le.add_argument("--format", choices=["jsonl", "md"], default="jsonl")
+    le.add_argument("--output", "-o", help="file to write (default: stdout)")
+    lo = logs_sub.add_parser("off", help="turn the transcript off persistently")
+    lo.set_defaults(switch=False)
+    lon = logs_sub.add_parser("on", help="turn the transcript back on")
+    lon.set_defaults(switch=True)
+
+    sb = sub.add_parser("sandbox", parents=[common], help="run the local fal.ai sandbox")
+    sb.add_argument("--host", default="127.0.0.1")
+    sb.add_argument("--port", type=int, default=8765)
+    sb.add_argument("--tls", action="store_true", help="serve https with a self-signed certificate")
+    sb.add_argument("--seed", help="hex seed for the webhook signing key (default: fresh)")
+    sb.add_argument("--speed", type=float, default=1.0, help="clock speed-up factor")
+    sb.add_argument("--locked-key", action="append", default=None, help="a key id that answers 403")
+
+    wh = sub.add_parser("webhooks", parents=[common], help="receive and inspect fal.ai webhooks")
+    wh_sub = wh.add_subparsers(dest="webhooks_command", required=True)
+    ws = wh_sub.add_parser("serve", help="run the webhook listener")
+    ws.add_argument("--host", default=None)
+    ws.add_argument("--port", type=int, default=None)
+    wl = wh_sub.add_parser("list", help="list received events")
+    wl.add_argument("--json", action="store_true")
+    wl.add_argument("--limit", type=int, default=50)
+
+    sc = sub.add_parser("schedules", parents=[common], help="scheduled flows")
+    sc_sub = sc.add_subparsers(dest="schedules_command", required=True)
+    scl = sc_sub.add_parser("list", help="list schedules with their next run")
+    scl.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `fal-persona` console script."""
+    args = build_parser().parse_args(argv)
+    command = args.command or "tui"
+    module_name, func_name = HANDLERS[command].split(":")
+    try:
+        handler = getattr(importlib.import_module(module_name), func_name)
+        code = handler(args)
+    except KeyboardInterrupt:
+        print("fal-persona: interrupted", file=sys.stderr)
+        return 130
+    except CliError as exc:
+        print(f"fal-persona: {exc}", file=sys.stderr)
+        return 2
+    return int(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

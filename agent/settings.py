@@ -1,0 +1,100 @@
+"""The application's settings: one class, read from the environment and `.env`.
+
+Every field is mirrored in `.env.example`. Secrets are `SecretStr`, so they print as
+`**********` wherever a settings object ends up in a log or a traceback.
+"""
+
+from __future__ import annotations
+
+import getpass
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tools.fal.config import (
+    DEFAULT_API_BASE_URL,
+    DEFAULT_JWKS_URL,
+    DEFAULT_QUEUE_BASE_URL,
+    FalConfig,
+)
+
+SANDBOX_KEY = "sandbox-key:sandbox-secret"
+
+
+class Settings(BaseSettings):
+    """fal-persona's configuration. Environment variables win over `.env`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    fal_key: SecretStr | None = Field(default=None, alias="FAL_KEY")
+    """fal.ai API key (`key_id:key_secret`). Unset means: use the local sandbox."""
+    fal_queue_base_url: str | None = Field(default=None, alias="FAL_QUEUE_BASE_URL")
+    """Queue API base URL. Default `https://queue.fal.run` (or the sandbox when no key is set)."""
+    fal_api_base_url: str | None = Field(default=None, alias="FAL_API_BASE_URL")
+    """Platform API v1 base URL. Default `https://api.fal.ai/v1`."""
+    fal_jwks_url: str | None = Field(default=None, alias="FAL_JWKS_URL")
+    """Webhook JWKS URL. Default `https://rest.alpha.fal.ai/.well-known/jwks.json`."""
+    openai_api_key: SecretStr | None = Field(default=None, alias="OPENAI_API_KEY")
+    """OpenAI (or compatible) API key. With neither this nor OPENAI_BASE_URL, the offline planner runs."""
+    openai_base_url: str | None = Field(default=None, alias="OPENAI_BASE_URL")
+    """OpenAI-compatible server (Ollama, vLLM, LM Studio, llama.cpp server...)."""
+    model: str | None = Field(default=None, alias="FAL_PERSONA_MODEL")
+    """Chat model name; overrides the persona's own choice. Default `gpt-4o-mini` online."""
+    persona: str = Field(default="producer", alias="FAL_PERSONA_PERSONA")
+    """Persona to start with."""
+    user: str | None = Field(default=None, alias="FAL_PERSONA_USER")
+    """Who is asking, for the transcript. Default: the OS user."""
+    home: str | None = Field(default=None, alias="FAL_PERSONA_HOME")
+    """Data dir (transcript, inbox, personas, media). Default: the platform's user data dir."""
+    no_log: bool = Field(default=False, alias="FAL_PERSONA_NO_LOG")
+    """Turn the transcript off for this process."""
+    webhook_public_url: str | None = Field(default=None, alias="FAL_PERSONA_WEBHOOK_URL")
+    """Public URL of the webhook listener, attached to submitted jobs when set."""
+    webhook_host: str = Field(default="127.0.0.1", alias="FAL_PERSONA_WEBHOOK_HOST")
+    """Interface the webhook listener binds."""
+    webhook_port: int = Field(default=8787, alias="FAL_PERSONA_WEBHOOK_PORT")
+    """Port the webhook listener binds."""
+    max_tool_calls: int = Field(default=25, alias="FAL_PERSONA_MAX_TOOL_CALLS", ge=1)
+    """Tool calls allowed in one turn before the run is stopped."""
+    max_model_calls: int = Field(default=15, alias="FAL_PERSONA_MAX_MODEL_CALLS", ge=1)
+    """Model calls allowed in one turn before the run is stopped."""
+
+    @property
+    def uses_sandbox(self) -> bool:
+        """True when no key and no base URL is set: the app runs the local sandbox itself."""
+        return self.fal_key is None and not (
+            self.fal_queue_base_url or self.fal_api_base_url or self.fal_jwks_url
+        )
+
+    @property
+    def uses_offline_planner(self) -> bool:
+        """True when no OpenAI key or base URL is set."""
+        return self.openai_api_key is None and not self.openai_base_url
+
+    @property
+    def user_name(self) -> str:
+        """The user recorded in the transcript."""
+        if self.user:
+            return self.user
+        try:
+            return getpass.getuser()
+        except Exception:  # no passwd entry in some containers
+            return "unknown"
+
+    def fal_config(self, base_url: str | None = None) -> FalConfig:
+        """The client's config; `base_url` (a sandbox root) overrides all three URLs."""
+        if base_url:
+            root = base_url.rstrip("/")
+            return FalConfig(
+                # The sandbox accepts any `id:secret`; a fixed demo key keeps it realistic.
+                FAL_KEY=self.fal_key or SecretStr(SANDBOX_KEY),
+                FAL_QUEUE_BASE_URL=root,
+                FAL_API_BASE_URL=f"{root}/v1",
+                FAL_JWKS_URL=f"{root}/.well-known/jwks.json",
+            )
+        return FalConfig(
+            FAL_KEY=self.fal_key,
+            FAL_QUEUE_BASE_URL=self.fal_queue_base_url or DEFAULT_QUEUE_BASE_URL,
+            FAL_API_BASE_URL=self.fal_api_base_url or DEFAULT_API_BASE_URL,
+            FAL_JWKS_URL=self.fal_jwks_url or DEFAULT_JWKS_URL,
+        )

@@ -1,0 +1,21 @@
+"""Test-wide setup: no tracing, no real keys, every path in a temp dir."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ["LANGSMITH_TRACING"] = "false"
+os.environ.pop("LANGCHAIN_TRACING_V2", None)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path, monkeypatch):
+    """Each test gets its own data dir and no keys from the developer's shell."""
+    for name in ("FAL_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "FAL_QUEUE_BASE_URL",
+                 "FAL_API_BASE_URL", "FAL_JWKS_URL", "FAL_PERSONA_MODEL", "FAL_PERSONA_WEBHOOK_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FAL_PERSONA_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)  # so a developer's .env is not read
+    yield
