@@ -145,11 +145,8 @@ def _validation_message(where: str, exc: ValidationError) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
-        if msg.startswith("approval: "):
-            parts.append(f"{where}: {msg}")
-        else:
-            parts.append(f"{where}: {_field_of(err['loc'])}: {msg}")
-    return "; ".join(parts)
+        parts.append(msg if msg.startswith("approval: ") else f"{_field_of(err['loc'])}: {msg}")
+    return f"{where}: " + "; ".join(parts)
 
 
 def load_persona_file(path: Path) -> Persona:
@@ -164,9 +161,12 @@ def load_persona_file(path: Path) -> Persona:
     try:
         data = tomllib.loads(raw)
     except tomllib.TOMLDecodeError as exc:
-        found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-        detail = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        line = f"line {found.group(1)}: " if found else ""
+        found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        lineno = found.group(1) if found else None
+        if lineno is None and "(at end of document)" in str(exc):
+            lineno = str(max(1, raw.count("\n") + (0 if raw.endswith("\n") else 1)))
+        detail = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", str(exc))
+        line = f"line {lineno}: " if lineno else ""
         raise PersonaError(f"{where}: {line}TOML syntax error: {detail}") from exc
     name = data.setdefault("name", path.stem)
     if isinstance(name, str) and name != path.stem:

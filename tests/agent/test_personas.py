@@ -179,3 +179,18 @@ def test_persona_is_immutable_and_source_not_serialised():
 def test_non_toml_files_are_ignored():
     (locations.user_personas_dir() / "README.md").write_text("not a persona")
     assert "README" not in load_personas()
+
+
+def test_toml_error_at_end_of_document_still_names_a_line():
+    path = write(locations.user_personas_dir(), "eod", 'description = "x"\ntools = [\n')
+    with pytest.raises(PersonaError, match=r"eod\.toml: line 2: TOML syntax error"):
+        load_persona_file(path)
+
+
+def test_several_problems_are_reported_together():
+    path = write(locations.user_personas_dir(), "many", 'budget_usd = 0\ntools = ["x"]\n')
+    message = str(pytest.raises(PersonaError, load_persona_file, path).value)
+    assert message.count("many.toml") == 1
+    for part in ("budget_usd: Input should be greater than 0", "tools: unknown tool 'x'",
+                 "system_prompt: Field required"):
+        assert part in message
