@@ -1,0 +1,122 @@
+"""Reading the conversation for the planner: which steps are done, what they returned, and
+which request "it" refers to."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+
+from agent.planner.grammar import UUID_RE
+
+_REQUEST_ID_LINE = re.compile(r"request_id[\"']?\s*[:=]\s*[\"']?([\w-]{6,})")
+_ENDPOINT_LINE = re.compile(r"endpoint_id[\"']?\s*[:=]\s*[\"']?([\w.-]+/[\w./-]+)")
+
+
+def current_turn(messages: list[BaseMessage]) -> tuple[str, list[BaseMessage]]:
+    """The last human message's text and everything after it."""
+    for i in range(len(messages) - 1, -1, -1):
+        if isinstance(messages[i], HumanMessage):
+            return _text(messages[i]), messages[i + 1:]
+    return "", list(messages)
+
+
+def _text(message: BaseMessage) -> str:
+    """A message's plain text, whatever the content shape."""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    return " ".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
+
+
+def done_calls(after: list[BaseMessage]) -> list[tuple[dict[str, Any], ToolMessage | None]]:
+    """Tool calls made since the human spoke, each with its result (None while pending)."""
+    results = {m.tool_call_id: m for m in after if isinstance(m, ToolMessage)}
+    calls = []
+    for m in after:
+        if isinstance(m, AIMessage):
+            for call in m.tool_calls:
+                calls.append((call, results.get(call.get("id") or "")))
+    return calls
+
+
+def planner_steps_taken(after: list[BaseMessage]) -> int:
+    """How many of our own plan steps were emitted this turn (one AI tool-call message each)."""
+    return sum(1 for m in after if isinstance(m, AIMessage) and m.tool_calls)
+
+
+def is_error(result: ToolMessage | None) -> bool:
+    """A tool result that reports a failure (status or the tools' `Error:` convention)."""
+    if result is None:
+        return True
+    return result.status == "error" or _text(result).lstrip().startswith("Error")
+
+
+def _find(value: Any, key: str) -> Any:
+    """The first value under `key` anywhere in nested dicts/lists (or pydantic models)."""
+    if hasattr(value, "model_dump"):
+        value = value.model_dump()
+    if isinstance(value, dict):
+        if key in value and value[key]:
+            return value[key]
+        for v in value.values():
+            found = _find(v, key)
+            if found:
+                return found
+    elif isinstance(value, list):
+        for v in value:
+            found = _find(v, key)
+            if found:
+                return found
+    return None
+
+
+def request_ref(messages: list[BaseMessage]) -> dict[str, str]:
+    """The latest (endpoint_id, request_id) seen in the whole conversation, newest first."""
+    calls: dict[str, dict[str, Any]] = {}
+    for m in messages:
+        if isinstance(m, AIMessage):
+            for call in m.tool_calls:
+                calls[call.get("id") or ""] = call
+    for m in reversed(messages):
+        if not isinstance(m, ToolMessage) or is_error(m):
+            continue
+        call = calls.get(m.tool_call_id, {})
+        args = call.get("args") or {}
+        text = _text(m)
+        request_id = args.get("request_id") or _find(m.artifact, "request_id")
+        if not request_id:
+            hit = _REQUEST_ID_LINE.search(text) or UUID_RE.search(text)
+            request_id = hit.group(1) if hit and hit.groups() else (hit.group(0) if hit else None)
+        endpoint = args.get("endpoint_id") or _find(m.artifact, "endpoint_id")
+        if not endpoint:
+            hit = _ENDPOINT_LINE.search(text)
+            endpoint = hit.group(1) if hit else None
+        if request_id and endpoint:
+            return {"endpoint_id": str(endpoint), "request_id": str(request_id)}
+    return {}
+
+
+def estimate_total(result: ToolMessage) -> float | None:
+    """The total cost an estimate_pricing result reports, from its artifact or its text."""
+    total = _find(result.artifact, "total_cost")
+    if isinstance(total, (int, float)):
+        return float(total)
+    text = _text(result)
+    hit = re.search(r"total_cost[\"']?\s*[:=]\s*([0-9.]+)", text) or re.search(r"\$\s*([0-9]+(?:\.[0-9]+)?)", text)
+    try:
+        return float(hit.group(1)) if hit else None
+    except ValueError:
+        return None
+
+
+def short(result: ToolMessage | None, limit: int = 400) -> str:
+    """A result's text, trimmed for a summary line."""
+    if result is None:
+        return "(no result)"
+    text = _text(result).strip()
+    if isinstance(result.content, str) is False:
+        text = json.dumps(result.content)[:limit]
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
