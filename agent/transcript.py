@@ -1,0 +1,258 @@
+"""The transcript: every prompt, model call, tool call and approval, in SQLite.
+
+Properties the rest of the app relies on:
+
+* append-only: triggers make any UPDATE or DELETE of a session or event fail;
+* durable per record: each `record()` is its own committed transaction (WAL mode), so a
+  `kill -9` loses nothing that `record()` already returned for;
+* redacted: secrets (env and `.env` keys, credential shapes) are masked before writing;
+* searchable: an FTS5 index over each event's kind and text; user queries are quoted, so no
+  input can be an FTS syntax error;
+* thread-safe: one connection, opened on first use, guarded by a lock.
+
+Logging is off when `enabled=False` (e.g. `--no-log`), when `FAL_PERSONA_NO_LOG` is set, or
+when the persistent switch `[transcript] enabled = false` is in the config file
+(`fal-persona logs off`). Reading works either way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as _secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from agent import locations, userconfig
+from agent.migrations import migrate
+from agent.redact import Redactor, env_secrets, settings_secrets
+from agent.transcript_render import encode, iso, search_text, to_jsonl, to_markdown
+
+KINDS = frozenset({
+    "user_prompt", "model_request", "model_response", "tool_call", "tool_progress",
+    "tool_result", "tool_error", "approval", "answer", "error", "trigger_event",
+    "trigger_action", "schedule_run",
+})
+
+_TRUE = {"1", "true", "yes", "on"}
+_EVENT_COLS = "id, session_id, ts, kind, user, persona, duration_s, ref, data"
+
+
+class TranscriptError(Exception):
+    """The transcript cannot be written or read, or a query/session id is not usable."""
+
+
+def _env_no_log() -> bool:
+    return os.environ.get("FAL_PERSONA_NO_LOG", "").strip().lower() in _TRUE
+
+
+def _settings_secrets() -> tuple[str, ...]:
+    """Keys read from `.env` by Settings never reach os.environ; collect them too."""
+    try:
+        from agent.settings import Settings
+
+        return settings_secrets(Settings())
+    except Exception:  # a bad unrelated setting must not stop redaction of the others
+        return ()
+
+
+def _fts_query(query: str) -> str:
+    """Quote every term, so user input is always a valid FTS5 query; `term*` keeps a prefix."""
+    terms = query.split()
+    if not terms:
+        raise TranscriptError("empty search query")
+    out = []
+    for term in terms:
+        prefix = len(term) > 1 and term.endswith("*")
+        term = term.rstrip("*") if prefix else term
+        out.append('"' + term.replace('"', '""') + '"' + ("*" if prefix else ""))
+    return " ".join(out)
+
+
+def _event_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    eid, sid, ts, kind, user, persona, duration, ref, data = row[:9]
+    return {"id": eid, "session_id": sid, "ts": iso(ts), "kind": kind, "user": user,
+            "persona": persona, "duration_s": duration, "ref": ref, "data": json.loads(data)}
+
+
+class TranscriptStore:
+    """Append-only, searchable record of sessions and their events (see module docstring).
+
+    `path` defaults to `locations.transcript_db()`; `secrets` adds literal values to redact
+    (by default the environment's and `.env`'s FAL_KEY and OPENAI_API_KEY).
+    """
+
+    def __init__(self, path: Path | str | None = None, enabled: bool = True, *,
+                 secrets: tuple[str, ...] | None = None) -> None:
+        self.path = Path(path) if path is not None else locations.transcript_db()
+        self.enabled = bool(enabled) and not _env_no_log() and userconfig.transcript_enabled()
+        self._secrets = tuple(secrets) if secrets is not None else _settings_secrets()
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._known_sessions: set[str] = set()
+
+    # -- connection -------------------------------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                       timeout=10.0)
+                conn.execute("PRAGMA journal_mode=WAL")
+                # NORMAL in WAL: a commit survives the process dying (not a power cut), and
+                # skips the fsync that would make every record cost milliseconds.
+                conn.execute("PRAGMA synchronous=NORMAL")
+                migrate(conn)
+            except sqlite3.Error as exc:
+                raise TranscriptError(f"cannot open transcript {self.path}: {exc}") from exc
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        """Close the connection; the store reopens it on next use."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> TranscriptStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _redactor(self) -> Redactor:
+        return Redactor.for_secrets(env_secrets() + self._secrets)
+
+    # -- writing ----------------------------------------------------------------------------
+    def new_session(self, user: str, persona: str, source: str = "tui") -> str:
+        """Start a session and return its id (also when logging is off, so callers need no branch)."""
+        sid = time.strftime("%Y%m%d-%H%M%S-", time.gmtime()) + _secrets.token_hex(3)
+        if self.enabled:
+            self._insert_session(sid, user, persona, source)
+        return sid
+
+    def _insert_session(self, sid: str, user: str | None, persona: str | None, source: str) -> None:
+        redact = self._redactor()
+        with self._lock:
+            try:
+                self._db().execute(
+                    "INSERT OR IGNORE INTO sessions (id, started_at, user, persona, source) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (sid, time.time(), redact(user), redact(persona), source),
+                )
+            except sqlite3.Error as exc:
+                raise TranscriptError(f"cannot write transcript: {exc}") from exc
+            self._known_sessions.add(sid)
+
+    def record(self, session_id: str, kind: str, data: Mapping[str, Any], *, user: str | None,
+               persona: str | None, duration_s: float | None = None,
+               ref: str | None = None) -> int | None:
+        """Append one event, committed before returning; its id, or None when logging is off."""
+        if not self.enabled:
+            return None
+        if kind not in KINDS:
+            raise ValueError(f"unknown transcript event kind {kind!r}")
+        if not isinstance(data, Mapping):
+            raise TypeError(f"transcript data must be a dict, not {type(data).__name__}")
+        redact = self._redactor()
+        clean = redact(dict(data))
+        body, converted = encode(clean, redact)
+        # Re-read only when some value had to be converted, so search sees what was stored.
+        text = search_text(kind, json.loads(body) if converted else clean)
+        row = (session_id, time.time(), kind, redact(user), redact(persona),
+               None if duration_s is None else float(duration_s),
+               None if ref is None else redact(str(ref)), body)
+        with self._lock:
+            if session_id not in self._known_sessions:
+                self._insert_session(session_id, user, persona, "unknown")
+            db = self._db()
+            try:
+                db.execute("BEGIN")
+                cur = db.execute(
+                    "INSERT INTO events (session_id, ts, kind, user, persona, duration_s, ref, data)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+                event_id = cur.lastrowid
+                db.execute("INSERT INTO events_fts (rowid, text) VALUES (?, ?)", (event_id, text))
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise TranscriptError(f"cannot write transcript: {exc}") from exc
+        return event_id
+
+    # -- reading ----------------------------------------------------------------------------
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._db().execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise TranscriptError(f"cannot read transcript: {exc}") from exc
+
+    def list_sessions(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The most recent sessions first, with their event counts."""
+        rows = self._query(
+            "SELECT s.id, s.started_at, s.user, s.persona, s.source, "
+            "(SELECT count(*) FROM events e WHERE e.session_id = s.id), "
+            "(SELECT max(ts) FROM events e WHERE e.session_id = s.id) "
+            "FROM sessions s ORDER BY s.started_at DESC, s.rowid DESC LIMIT ?", (max(0, limit),))
+        return [{"id": r[0], "started_at": iso(r[1]), "user": r[2], "persona": r[3],
+                 "source": r[4], "events": r[5], "last_ts": iso(r[6])} for r in rows]
+
+    def resolve_session(self, prefix: str) -> str:
+        """The one session id that equals or starts with `prefix`."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._query(
+            "SELECT id FROM sessions WHERE id = ? OR id LIKE ? ESCAPE '\\' LIMIT 3",
+            (prefix, pattern))
+        ids = [r[0] for r in rows]
+        if prefix in ids:
+            return prefix
+        if not ids or not prefix:
+            raise TranscriptError(f"no session {prefix!r}")
+        if len(ids) > 1:
+            raise TranscriptError(f"session prefix {prefix!r} is ambiguous ({', '.join(ids[:2])}, ...)")
+        return ids[0]
+
+    def events(self, session_id: str) -> list[dict[str, Any]]:
+        """A session's events, in order."""
+        rows = self._query(f"SELECT {_EVENT_COLS} FROM events WHERE session_id = ? ORDER BY id",
+                           (session_id,))
+        return [_event_row(r) for r in rows]
+
+    def search(self, query: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Events matching every word of `query` (`word*` for a prefix), newest first."""
+        rows = self._query(
+            f"SELECT {', '.join('e.' + c.strip() for c in _EVENT_COLS.split(','))}, "
+            "snippet(events_fts, 0, '[', ']', '…', 10) "
+            "FROM events_fts JOIN events e ON e.id = events_fts.rowid "
+            "WHERE events_fts MATCH ? ORDER BY e.id DESC LIMIT ?",
+            (_fts_query(query), max(0, limit)))
+        return [{**_event_row(r), "snippet": r[9].replace("\n", " ")} for r in rows]
+
+    def export(self, session_id: str | None = None,
+               fmt: Literal["jsonl", "md"] = "jsonl") -> str:
+        """One session (or all, oldest first) as JSON lines or Markdown."""
+        if fmt not in ("jsonl", "md"):
+            raise TranscriptError(f"unknown export format {fmt!r} (use jsonl or md)")
+        if session_id is None:
+            events = [_event_row(r) for r in
+                      self._query(f"SELECT {_EVENT_COLS} FROM events ORDER BY id")]
+            sessions = self._session_rows(None)
+        else:
+            sid = self.resolve_session(session_id)
+            events = self.events(sid)
+            sessions = self._session_rows(sid)
+        return to_jsonl(events) if fmt == "jsonl" else to_markdown(sessions, events)
+
+    def _session_rows(self, sid: str | None) -> list[dict[str, Any]]:
+        """One session's row, or every session oldest first."""
+        sql = "SELECT id, started_at, user, persona, source FROM sessions"
+        rows = (self._query(sql + " WHERE id = ?", (sid,)) if sid is not None
+                else self._query(sql + " ORDER BY started_at, rowid"))
+        return [{"id": r[0], "started_at": iso(r[1]), "user": r[2], "persona": r[3],
+                 "source": r[4]} for r in rows]
