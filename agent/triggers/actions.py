@@ -1,0 +1,208 @@
+"""Carry out a rule's or schedule's action, and write it to the transcript.
+
+An action is a linked fal tool call, the built-in ``save_media``, a persona prompt run
+through the agent, or a mix, in that order (the prompt sees what the tool returned). The
+executor is built from injected parts so tests can run it with fakes:
+
+- ``tools``: a mapping name -> LangChain tool, or an async factory returning one (default:
+  ``tools.build_fal_tools()``, built on first use);
+- ``prompt_runner``: ``async (persona, text, approve_spend) -> answer`` (default: the agent
+  runtime of engineer D, see :func:`default_prompt_runner`);
+- ``transcript``: a ``TranscriptStore`` (or None to write nothing).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from agent import locations
+from agent.toolnames import TOOL_KIND
+from agent.triggers.media import MediaError, save_media
+from agent.triggers.rules import Action, fill
+
+PromptRunner = Callable[[str | None, str, bool], Awaitable[str]]
+ToolsSource = Mapping[str, Any] | Callable[[], Awaitable[Mapping[str, Any]]]
+_ID_TOOLS = frozenset({"get_queue_result", "get_queue_status", "stream_queue_status", "cancel_queue_request"})
+
+
+class ActionError(Exception):
+    """An action failed; `retryable=False` sends the event straight to the dead letters."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class ActionExecutor:
+    """Runs actions and records each one (kind `trigger_action` / `schedule_run`)."""
+
+    def __init__(
+        self,
+        *,
+        tools: ToolsSource | None = None,
+        prompt_runner: PromptRunner | None = None,
+        transcript: Any = None,
+        user: str = "webhooks",
+        media_client: Any = None,
+    ) -> None:
+        self._tools_source = tools
+        self._tools: Mapping[str, Any] | None = tools if isinstance(tools, Mapping) else None
+        self._prompt_runner = prompt_runner
+        self.transcript = transcript
+        self.user = user
+        self._media_client = media_client
+        self._sessions: dict[str, str] = {}
+
+    async def _tool(self, name: str) -> Any:
+        if self._tools is None:
+            if callable(self._tools_source):
+                self._tools = await self._tools_source()
+            else:
+                from tools import build_fal_tools
+
+                self._tools = {t.name: t for t in build_fal_tools()}
+        tool = self._tools.get(name)
+        if tool is None:
+            raise ActionError(f"tool {name!r} is not available", retryable=False)
+        return tool
+
+    def _session(self, persona: str | None) -> str | None:
+        if self.transcript is None:
+            return None
+        key = persona or "-"
+        if key not in self._sessions:
+            self._sessions[key] = self.transcript.new_session(self.user, key, source="webhooks")
+        return self._sessions[key]
+
+    def record(self, kind: str, data: dict[str, Any], *, persona: str | None, ref: str,
+               duration_s: float | None = None) -> None:
+        """Write one transcript event; a transcript failure never fails the action."""
+        if self.transcript is None:
+            return
+        try:
+            self.transcript.record(self._session(persona), kind, data, user=self.user,
+                                   persona=persona or "-", duration_s=duration_s, ref=ref)
+        except Exception:  # the inbox row still says what happened
+            pass
+
+    async def run(
+        self,
+        action: Action,
+        fields: Mapping[str, str],
+        document: Any,
+        *,
+        persona: str | None,
+        kind: str,
+        ref: str,
+        name: str,
+        attempt: int = 1,
+    ) -> str:
+        """Run `action`; return a one-line outcome or raise ActionError (both are recorded)."""
+        started = time.monotonic()
+        data: dict[str, Any] = {"name": name, "attempt": attempt, **fields}
+        try:
+            outcome = await self._run(action, fields, document, persona, data)
+        except ActionError as exc:
+            data["error"] = str(exc)
+            self.record(kind, data, persona=persona, ref=ref, duration_s=time.monotonic() - started)
+            raise
+        except Exception as exc:  # an unexpected bug in a tool: retry, but say what it was
+            data["error"] = f"{type(exc).__name__}: {exc}"[:500]
+            self.record(kind, data, persona=persona, ref=ref, duration_s=time.monotonic() - started)
+            raise ActionError(data["error"]) from exc
+        data["outcome"] = outcome
+        self.record(kind, data, persona=persona, ref=ref, duration_s=time.monotonic() - started)
+        return outcome
+
+    async def _run(self, action: Action, fields: Mapping[str, str], document: Any,
+                   persona: str | None, data: dict[str, Any]) -> str:
+        parts: list[str] = []
+        result: Any = document.get("payload") if isinstance(document, Mapping) else None
+        if action.tool:
+            artifact, content = await self._call_tool(action, fields)
+            data["tool"] = {"name": action.tool, "content": content[:2000]}
+            result = artifact if artifact is not None else result
+            parts.append(f"{action.tool} ok")
+        if action.save_media:
+            folder = (locations.media_dir() if action.save_media is True
+                      else Path(str(action.save_media)).expanduser())
+            try:
+                saved = await save_media(result, folder, fields.get("request_id") or "media",
+                                         client=self._media_client)
+            except MediaError as exc:
+                raise ActionError(f"save_media: {exc}") from exc
+            data["saved"] = [str(p) for p in saved]
+            parts.append(f"saved {len(saved)} file(s) to {folder}")
+        if action.prompt:
+            text = fill(action.prompt, fields)
+            answer = await self._prompt(persona, text, action.approve_spend)
+            data["prompt"] = text
+            data["answer"] = answer[:4000]
+            parts.append("prompt answered")
+        return "; ".join(parts)
+
+    async def _call_tool(self, action: Action, fields: Mapping[str, str]) -> tuple[Any, str]:
+        """Invoke the linked tool; a tool's `Error:` answer becomes an ActionError."""
+        name = action.tool or ""
+        if TOOL_KIND.get(name) != "read" and not action.approve_spend:
+            raise ActionError(f"{name} spends or destroys; set approve_spend = true to allow it",
+                              retryable=False)
+        args = dict(action.args)
+        if not args and name in _ID_TOOLS:
+            args = {"endpoint_id": "{endpoint_id}", "request_id": "{request_id}"}
+        args = fill(args, fields)
+        if name in _ID_TOOLS and not args.get("endpoint_id"):
+            raise ActionError("the event's endpoint is unknown, so the job cannot be looked up",
+                              retryable=False)
+        tool = await self._tool(name)
+        call = {"type": "tool_call", "id": f"trigger-{uuid.uuid4().hex[:12]}", "name": name, "args": args}
+        message = await tool.ainvoke(call)
+        content = getattr(message, "content", message)
+        content = content if isinstance(content, str) else str(content)
+        artifact = getattr(message, "artifact", None)
+        if content.startswith("Error:") or (isinstance(artifact, dict) and "error" in artifact):
+            raise ActionError(f"{name}: {content[:300]}")
+        return artifact, content
+
+    async def _prompt(self, persona: str | None, text: str, approve_spend: bool) -> str:
+        runner = self._prompt_runner or default_prompt_runner
+        try:
+            return await runner(persona, text, approve_spend)
+        except ActionError:
+            raise
+        except Exception as exc:
+            raise ActionError(f"prompt: {type(exc).__name__}: {exc}"[:500]) from exc
+
+
+async def default_prompt_runner(persona: str | None, text: str, approve_spend: bool) -> str:
+    """Run one unattended turn through the agent runtime; spend/cancel are rejected unless allowed."""
+    import inspect
+
+    from agent.events import Decision, ErrorEvent, TurnEnd
+    from agent.runtime import build_runtime
+    from agent.settings import Settings
+
+    async def approver(request: Any) -> Decision:
+        if approve_spend:
+            return Decision("approve", reason="trigger rule allows spending")
+        return Decision("reject", reason="unattended trigger: spending needs approve_spend = true")
+
+    runtime = build_runtime(Settings(), persona)
+    if inspect.isawaitable(runtime):
+        runtime = await runtime
+    try:
+        answer, errors = "", []
+        async for event in runtime.runner.run_turn(text, approver):
+            if isinstance(event, TurnEnd):
+                answer = event.answer
+            elif isinstance(event, ErrorEvent):
+                errors.append(event.message)
+        if errors and not answer:
+            raise ActionError("; ".join(errors)[:500])
+        return answer
+    finally:
+        await runtime.aclose()

@@ -1,0 +1,280 @@
+"""The webhook inbox: every accepted delivery, stored before it is acknowledged.
+
+SQLite in WAL mode with ``synchronous=FULL``: a commit returns only after the WAL is on disk,
+so an event that got its 2xx survives a ``kill -9`` *and* an OS crash or power cut. (NORMAL
+would survive ``kill -9`` too but can lose the last commits on power loss; group commit makes
+FULL affordable, see :class:`GroupCommitter`.)
+
+Rows move ``pending -> done``, or ``pending -> failed -> ... -> dead`` when their actions keep
+failing; ``next_attempt_at`` says when a failed row is due again. ``submitted_jobs`` maps the
+request ids of jobs we submitted to their endpoint, because fal's webhook body has none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent import locations
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    request_id TEXT NOT NULL UNIQUE,
+    received_at REAL NOT NULL,
+    endpoint_id TEXT,
+    user_id TEXT,
+    status TEXT NOT NULL,
+    body BLOB NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    outcome TEXT,
+    next_attempt_at REAL NOT NULL,
+    updated_at REAL
+);
+CREATE INDEX IF NOT EXISTS events_due ON events(state, next_attempt_at);
+CREATE TABLE IF NOT EXISTS rule_runs (
+    request_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    done_at REAL NOT NULL,
+    PRIMARY KEY (request_id, rule)
+);
+CREATE TABLE IF NOT EXISTS submitted_jobs (
+    request_id TEXT PRIMARY KEY,
+    endpoint_id TEXT NOT NULL,
+    submitted_at REAL NOT NULL
+);
+"""
+
+STATES = ("pending", "done", "failed", "dead")
+_COLUMNS = (
+    "request_id, received_at, endpoint_id, user_id, status, body, state, attempts, "
+    "last_error, outcome, next_attempt_at"
+)
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """A verified, validated delivery about to be stored."""
+
+    request_id: str
+    received_at: float
+    status: str
+    body: bytes
+    user_id: str | None = None
+    endpoint_id: str | None = None
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One stored event and what became of it."""
+
+    request_id: str
+    received_at: float
+    endpoint_id: str | None
+    user_id: str | None
+    status: str
+    body: bytes
+    state: str
+    attempts: int
+    last_error: str | None
+    outcome: str | None
+    next_attempt_at: float
+
+    def summary(self) -> dict[str, Any]:
+        """The row as JSON-ready data, without the body."""
+        return {
+            "request_id": self.request_id,
+            "status": self.status,
+            "endpoint_id": self.endpoint_id,
+            "state": self.state,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+            "outcome": self.outcome,
+            "received_at": self.received_at,
+            "next_attempt_at": self.next_attempt_at if self.state == "failed" else None,
+        }
+
+
+class Inbox:
+    """The SQLite inbox. Thread-safe: one connection behind a lock, opened on first use."""
+
+    def __init__(self, path: Path | str | None = None, *, synchronous: str = "FULL") -> None:
+        self.path = Path(path) if path is not None else locations.inbox_db()
+        self._synchronous = synchronous
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.executescript(SCHEMA)
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        """Close the connection (it reopens on next use)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def add_many(self, events: Iterable[NewEvent]) -> list[bool]:
+        """Store events in one transaction; per event, True if new, False if a duplicate."""
+        with self._lock:
+            db = self._db()
+            results: list[bool] = []
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for ev in events:
+                    cur = db.execute(
+                        "INSERT OR IGNORE INTO events (request_id, received_at, endpoint_id, "
+                        "user_id, status, body, state, attempts, next_attempt_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
+                        (ev.request_id, ev.received_at, ev.endpoint_id, ev.user_id, ev.status,
+                         ev.body, ev.received_at),
+                    )
+                    results.append(cur.rowcount == 1)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return results
+
+    def add(self, event: NewEvent) -> bool:
+        """Store one event; False if its request_id is already in the inbox."""
+        return self.add_many([event])[0]
+
+    def due(self, now: float, limit: int = 100) -> list[EventRow]:
+        """Rows whose actions should run now: pending ones, and failed ones whose time has come."""
+        with self._lock:
+            rows = self._db().execute(
+                f"SELECT {_COLUMNS} FROM events WHERE state IN ('pending', 'failed') "
+                "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+                (now, limit),
+            ).fetchall()
+        return [EventRow(*row) for row in rows]
+
+    def next_due_at(self) -> float | None:
+        """When the earliest pending or failed row is due, if any."""
+        with self._lock:
+            row = self._db().execute(
+                "SELECT MIN(next_attempt_at) FROM events WHERE state IN ('pending', 'failed')"
+            ).fetchone()
+        return row[0] if row else None
+
+    def settle(self, updates: Iterable[tuple[str, str, int, str | None, str | None, float, float]]) -> None:
+        """Apply (request_id, state, attempts, last_error, outcome, next_attempt_at, now) in one commit."""
+        with self._lock:
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    "UPDATE events SET state=?, attempts=?, last_error=?, outcome=?, "
+                    "next_attempt_at=?, updated_at=? WHERE request_id=?",
+                    [(s, a, e, o, n, t, rid) for rid, s, a, e, o, n, t in updates],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def get(self, request_id: str) -> EventRow | None:
+        """One event by request id."""
+        with self._lock:
+            row = self._db().execute(
+                f"SELECT {_COLUMNS} FROM events WHERE request_id=?", (request_id,)
+            ).fetchone()
+        return EventRow(*row) if row else None
+
+    def list(self, limit: int = 50) -> list[EventRow]:
+        """The latest events, newest first."""
+        with self._lock:
+            rows = self._db().execute(
+                f"SELECT {_COLUMNS} FROM events ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [EventRow(*row) for row in rows]
+
+    def count(self) -> int:
+        """How many events are stored."""
+        with self._lock:
+            return self._db().execute("SELECT COUNT(*) FROM events").fetchone()[0]
+
+    def mark_rule_done(self, request_id: str, rule: str, now: float) -> None:
+        """Remember that one rule's action succeeded for an event, so a retry skips it."""
+        with self._lock:
+            self._db().execute(
+                "INSERT OR IGNORE INTO rule_runs VALUES (?, ?, ?)", (request_id, rule, now)
+            )
+
+    def rules_done(self, request_id: str) -> set[str]:
+        """The rules whose action already succeeded for an event."""
+        with self._lock:
+            rows = self._db().execute(
+                "SELECT rule FROM rule_runs WHERE request_id=?", (request_id,)
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def record_submission(self, request_id: str, endpoint_id: str, submitted_at: float) -> None:
+        """Remember which endpoint a job we submitted ran on."""
+        with self._lock:
+            self._db().execute(
+                "INSERT OR REPLACE INTO submitted_jobs VALUES (?, ?, ?)",
+                (request_id, endpoint_id, submitted_at),
+            )
+
+    def endpoint_for(self, request_id: str) -> str | None:
+        """The endpoint of a job we submitted, if we recorded it."""
+        with self._lock:
+            row = self._db().execute(
+                "SELECT endpoint_id FROM submitted_jobs WHERE request_id=?", (request_id,)
+            ).fetchone()
+        return row[0] if row else None
+
+
+class GroupCommitter:
+    """Batch inbox writes so many concurrent requests share one fsync.
+
+    Each caller of :meth:`add` waits until the transaction holding its row has committed,
+    so nothing is acknowledged before it is durable. While one batch commits (in a thread,
+    so the event loop keeps reading requests), new arrivals queue up and form the next batch.
+    """
+
+    def __init__(self, inbox: Inbox, *, max_batch: int = 512) -> None:
+        self.inbox = inbox
+        self.max_batch = max_batch
+        self._queue: list[tuple[NewEvent, asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def add(self, event: NewEvent) -> bool:
+        """Store `event` durably; True if new, False if a duplicate request_id."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append((event, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch = self._queue[: self.max_batch]
+            del self._queue[: self.max_batch]
+            try:
+                results = await asyncio.to_thread(self.inbox.add_many, [ev for ev, _ in batch])
+            except Exception as exc:  # the callers answer 503 and fal retries
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for (_, fut), new in zip(batch, results):
+                if not fut.done():
+                    fut.set_result(new)

@@ -1,0 +1,74 @@
+"""The body of a fal.ai webhook (shared/fal-api.md §4.3), parsed and validated.
+
+`parse_webhook_body` is the only way bytes become a :class:`WebhookPayload`; it raises only
+:class:`PayloadError`, whatever the bytes are (the property tests hold it to that).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class PayloadError(Exception):
+    """The body is not a valid fal webhook; ``reason`` is a short code, ``detail`` says why."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class WebhookPayload(BaseModel):
+    """A fal webhook body.
+
+    ``payload`` is the model output on OK and the error body on ERROR; it is null only when
+    fal could not serialise the output, and then ``payload_error`` says so (an ERROR delivery
+    may instead carry its message in ``error``). Unknown keys are kept, so a field fal adds
+    later survives in the inbox.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    request_id: str = Field(min_length=1, max_length=200)
+    gateway_request_id: str | None = None
+    status: Literal["OK", "ERROR"]
+    payload: Any = None
+    error: str | None = None
+    payload_error: str | None = None
+
+    @model_validator(mode="after")
+    def _null_payload_is_explained(self) -> "WebhookPayload":
+        if self.payload is None and self.payload_error is None:
+            if not (self.status == "ERROR" and self.error):
+                raise ValueError("payload is null but neither payload_error nor error says why")
+        return self
+
+
+def _reject_constant(name: str) -> Any:
+    """json.loads hook: NaN and Infinity are not JSON."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_webhook_body(body: bytes, *, expected_request_id: str | None = None) -> WebhookPayload:
+    """Parse and validate raw webhook bytes; the body's request_id must match the signed header's."""
+    try:
+        document = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PayloadError("invalid_json", type(exc).__name__) from None
+    except RecursionError:
+        raise PayloadError("invalid_json", "nested too deeply") from None
+    if not isinstance(document, dict):
+        raise PayloadError("invalid_payload", "the body is not a JSON object")
+    try:
+        parsed = WebhookPayload.model_validate(document)
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in err["loc"]) or "body" for err in exc.errors()})
+        raise PayloadError("invalid_payload", ", ".join(fields)[:200]) from None
+    except RecursionError:
+        raise PayloadError("invalid_payload", "nested too deeply") from None
+    if expected_request_id is not None and parsed.request_id != expected_request_id:
+        raise PayloadError("request_id_mismatch", "body request_id differs from the signed header")
+    return parsed

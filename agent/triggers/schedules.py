@@ -1,0 +1,161 @@
+"""Scheduled flows: cron-style timers that run a persona prompt or a tool.
+
+They live beside the trigger rules (a persona's ``[[schedules]]`` or the triggers file's)::
+
+    [[schedules]]
+    name = "morning-prices"
+    cron = "0 9 * * mon-fri"
+    timezone = "Europe/Paris"          # optional; default UTC
+    persona = "analyst"                # in the triggers file; implied in a persona file
+    prompt = "Price fal-ai/flux/dev for 10 images"
+    # or: tool = "get_pricing"  args = { endpoint_ids = ["fal-ai/flux/dev"] }
+
+Runs are logged as transcript events of kind ``schedule_run`` with ``ref = "schedule:<name>"``.
+A run missed while nothing was running is not made up later; a failed run is not retried
+before its next time (the timer is its own retry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from agent import locations
+from agent.triggers.actions import ActionError, ActionExecutor
+from agent.triggers.cron import CronError, CronExpr
+from agent.triggers.notices import Subscribers, TriggerNotice
+from agent.triggers.rules import Action, RuleError, persona_tables, read_triggers_file
+
+
+class Schedule(Action):
+    """One timer: a cron expression plus the action it runs."""
+
+    name: str = Field(min_length=1, max_length=100)
+    cron: str
+    timezone: str | None = None
+    persona: str | None = None
+    _expr: CronExpr = PrivateAttr()
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_parses(cls, value: str) -> str:
+        try:
+            CronExpr.parse(value)
+        except CronError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone_exists(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown timezone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _compile(self) -> Schedule:
+        self._expr = CronExpr.parse(self.cron)
+        return self
+
+    def next_run(self, after: float) -> float:
+        """Epoch seconds of the first run strictly after `after`."""
+        zone = ZoneInfo(self.timezone) if self.timezone else timezone.utc
+        moment = datetime.fromtimestamp(after, tz=timezone.utc)
+        return self._expr.next_after(moment, zone).timestamp()
+
+
+def parse_schedules(tables: Iterable[Any], *, source: str, persona: str | None = None) -> list[Schedule]:
+    """Validate raw `[[schedules]]` tables; RuleError names the bad one."""
+    out = []
+    for index, table in enumerate(tables):
+        if not isinstance(table, dict):
+            raise RuleError(f"{source}: schedules[{index}]: must be a table")
+        data = dict(table)
+        data.setdefault("name", f"schedule-{index + 1}")
+        if persona is not None:
+            data.setdefault("persona", persona)
+        try:
+            out.append(Schedule.model_validate(data))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'schedule'}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors(include_url=False)
+            )
+            raise RuleError(f"{source}: schedules[{index}] ({data['name']}): {problems}") from None
+    return out
+
+
+def load_schedules(path: Path | None = None, *, include_personas: bool = True) -> list[Schedule]:
+    """Every schedule: the personas' own, then the triggers file's."""
+    schedules: list[Schedule] = []
+    if include_personas:
+        for name, source, _, tables in persona_tables():
+            schedules.extend(parse_schedules(tables, source=source, persona=name))
+    file_path = path or locations.triggers_file()
+    schedules.extend(parse_schedules(read_triggers_file(file_path)["schedules"], source=str(file_path)))
+    return schedules
+
+
+class Scheduler:
+    """Runs schedules when they are due; :meth:`run_due` does one pass at a given time (for tests)."""
+
+    def __init__(
+        self,
+        schedules: Sequence[Schedule],
+        executor: ActionExecutor,
+        *,
+        clock: Callable[[], float] = time.time,
+        subscribers: Subscribers | None = None,
+        max_sleep_s: float = 60.0,
+    ) -> None:
+        self.schedules = list(schedules)
+        self.executor = executor
+        self.clock = clock
+        self.subscribers = subscribers or Subscribers()
+        self.max_sleep_s = max_sleep_s
+        start = clock()
+        self.next_runs: dict[str, float] = {s.name: s.next_run(start) for s in self.schedules}
+        self.last_results: dict[str, str] = {}
+
+    async def run_due(self, now: float | None = None) -> list[str]:
+        """Run every schedule due at `now`; returns their names. Each then moves to its next time."""
+        when = self.clock() if now is None else now
+        ran = []
+        for schedule in self.schedules:
+            if self.next_runs[schedule.name] > when:
+                continue
+            fields = {"schedule": schedule.name,
+                      "now": datetime.fromtimestamp(when, tz=timezone.utc).isoformat(timespec="seconds")}
+            try:
+                outcome = await self.executor.run(
+                    schedule, fields, {}, persona=schedule.persona, kind="schedule_run",
+                    ref=f"schedule:{schedule.name}", name=schedule.name)
+                kind, detail = "schedule_run", outcome
+            except ActionError as exc:
+                kind, detail = "schedule_run", f"failed: {exc}"
+            self.last_results[schedule.name] = detail
+            self.next_runs[schedule.name] = schedule.next_run(when)
+            ran.append(schedule.name)
+            self.subscribers.publish(TriggerNotice(kind, f"schedule:{schedule.name}", detail=detail))
+        return ran
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run schedules on time until `stop` is set."""
+        while not stop.is_set() and self.schedules:
+            await self.run_due()
+            wait = min(self.next_runs.values()) - self.clock()
+            if wait > 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=min(wait, self.max_sleep_s))
+                except asyncio.TimeoutError:
+                    pass
