@@ -26,8 +26,8 @@ def iso(ts: float | None) -> str | None:
 
 
 def search_text(kind: str, data: Any) -> str:
-    """What full-text search sees: the kind, then every string and number in data."""
-    parts = [kind]
+    """What full-text search sees: every string and number in data, then the kind."""
+    parts: list[str] = []
     stack = [data]
     while stack:
         item = stack.pop()
@@ -39,6 +39,8 @@ def search_text(kind: str, data: Any) -> str:
             stack.extend(reversed(item))
         elif isinstance(item, int | float) and not isinstance(item, bool):
             parts.append(str(item))
+    # The kind goes last so that snippets open on the event's own text.
+    parts.append(kind)
     return "\n".join(parts)
 
 
