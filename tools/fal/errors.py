@@ -1,0 +1,151 @@
+"""Every failure the fal.ai client can raise, as one tree.
+
+::
+
+    FalError                      status, fal_error_type, request_id, message (+ hint)
+    ├── InputError                refused before sending: bad endpoint id, empty request id,
+    │                             negative quantity, unknown estimate type, bad priority...
+    ├── AuthError                 401: missing or wrong FAL_KEY
+    │   ├── ForbiddenError        403: the key may not do this
+    │   │   └── LockedAccountError  403 "User is locked" (exhausted balance, admin lock)
+    ├── NotFoundError             404: unknown app, endpoint or request id
+    ├── ValidationError           422 with fal's ``detail`` list; 400 platform validation_error
+    ├── RateLimitedError          429 (retry_after_s when the server said)
+    ├── ServerError               5xx (and fal infrastructure errors such as runner_disconnected)
+    ├── FalTimeoutError           the caller's deadline passed, or the server stopped answering
+    ├── TransportError            could not connect, connection dropped
+    ├── InvalidResponseError      non-JSON, truncated, or a body missing fields we rely on
+    └── RequestFailedError        the request ran and COMPLETED, but its result is an error
+                                  (fal replays the model's status and body, e.g. 422 detail)
+
+Cancelling is not an error tree of its own: ``FalClient.cancel`` returns a
+:class:`tools.fal.models.CancelResult` whose ``outcome`` is ``requested``,
+``already_completed`` or ``not_found``, because all three are normal answers.
+
+Every error raised by the client is raised ``from`` its cause (the httpx exception or the
+parse error). Messages are built from fal's answer, with the configured key scrubbed out, so
+``str()`` and ``repr()`` of any error never contain the key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FalError(Exception):
+    """Base of every fal.ai client error; carries what a user needs to act on it."""
+
+    hint = "Check the request and try again."
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        fal_error_type: str | None = None,
+        request_id: str | None = None,
+        detail: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.fal_error_type = fal_error_type
+        self.request_id = request_id
+        self.detail = detail
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.message!r}, status={self.status!r}, "
+                f"fal_error_type={self.fal_error_type!r}, request_id={self.request_id!r})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form used in tool artifacts."""
+        out: dict[str, Any] = {
+            "type": type(self).__name__,
+            "status": self.status,
+            "fal_error_type": self.fal_error_type,
+            "request_id": self.request_id,
+            "message": self.message,
+        }
+        if self.detail is not None:
+            out["detail"] = self.detail
+        return out
+
+
+class InputError(FalError, ValueError):
+    """The arguments were refused locally; nothing was sent to fal.ai."""
+
+    hint = "Fix the argument named in the message; nothing was sent."
+
+
+class AuthError(FalError):
+    """fal.ai did not accept the key (401)."""
+
+    hint = "Set FAL_KEY to a valid 'key_id:key_secret' key (or unset it to use the sandbox)."
+
+
+class ForbiddenError(AuthError):
+    """The key is valid but may not do this (403)."""
+
+    hint = "Use a key with access to this endpoint, or check the account on fal.ai."
+
+
+class LockedAccountError(ForbiddenError):
+    """The fal.ai account is locked, e.g. its balance is exhausted (403)."""
+
+    hint = "Top up or unlock the fal.ai account (see fal.ai billing), then retry."
+
+
+class NotFoundError(FalError):
+    """The app, endpoint or request id is unknown (404)."""
+
+    hint = "Check the endpoint id (e.g. search_models) and the request id from the submit."
+
+
+class ValidationError(FalError):
+    """fal.ai rejected the input (422 detail list, or a 400 validation_error)."""
+
+    hint = "Fix the fields listed in the detail and send again."
+
+
+class RateLimitedError(FalError):
+    """Too many requests (429); ``retry_after_s`` is set when the server said how long to wait."""
+
+    hint = "Wait a little and retry."
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after_s = retry_after_s
+
+    def to_dict(self) -> dict[str, Any]:
+        """Adds ``retry_after_s``."""
+        return {**super().to_dict(), "retry_after_s": self.retry_after_s}
+
+
+class ServerError(FalError):
+    """fal.ai or the model's runner failed (5xx)."""
+
+    hint = "This is on fal.ai's side; retry later or try another endpoint."
+
+
+class FalTimeoutError(FalError):
+    """No answer within the deadline (or the server stopped answering)."""
+
+    hint = "Retry with a longer timeout; the request itself may still be running."
+
+
+class TransportError(FalError):
+    """The connection failed or dropped before an answer arrived."""
+
+    hint = "Check the network and the base URLs (FAL_QUEUE_BASE_URL, FAL_API_BASE_URL)."
+
+
+class InvalidResponseError(FalError):
+    """fal.ai answered with something that is not the JSON we expect (non-JSON, truncated)."""
+
+    hint = "Retry; if it persists, the API may have changed or a proxy is in the way."
+
+
+class RequestFailedError(FalError):
+    """The queued request COMPLETED with an error; ``detail`` holds fal's error body."""
+
+    hint = "Read the detail, fix the arguments, and submit a new request."
