@@ -1,0 +1,90 @@
+"""The runner's agent middleware.
+
+* `GuardMiddleware` wraps every tool call: scope guard, budget guard, human approval (a
+  LangGraph interrupt the runner answers through the UI's approver), events and transcript.
+* `MalformedCallMiddleware` feeds tool calls whose arguments are not JSON back to the model as
+  errors, so the loop goes on instead of ending silently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain.agents.middleware import AgentMiddleware, hook_config
+from langchain_core.messages import AIMessage, ToolMessage
+from langgraph.types import interrupt
+
+from agent.events import ApprovalRequest, Decision, ToolEnd, ToolStart
+from agent.gate import ToolGate
+from agent.guarded import guarded_call
+from agent.turnlog import TurnLog
+
+
+def decision_from(raw: Any) -> Decision:
+    """A Decision from an interrupt's resume value (a dict, or a Decision itself)."""
+    if isinstance(raw, Decision):
+        return raw
+    if isinstance(raw, dict) and raw.get("action") in ("approve", "edit", "reject"):
+        return Decision(action=raw["action"], args=raw.get("args"), reason=str(raw.get("reason") or ""))
+    return Decision(action="reject", reason="no valid decision was given")
+
+
+async def _interrupt_decide(request: ApprovalRequest) -> Decision:
+    """Pause the graph; the runner resumes it with the approver's answer."""
+    payload = {"call_id": request.call_id, "name": request.name, "args": request.args,
+               "kind": request.kind, "estimate_usd": request.estimate_usd,
+               "budget_left_usd": request.budget_left_usd}
+    return decision_from(interrupt(payload))
+
+
+class GuardMiddleware(AgentMiddleware):
+    """Every tool call passes the session's `ToolGate` and is reported to the `TurnLog`."""
+
+    def __init__(self, gate: ToolGate, log: TurnLog) -> None:
+        super().__init__()
+        self.gate = gate
+        self.log = log
+
+    async def awrap_tool_call(self, request: Any, handler: Any) -> Any:
+        async def execute(call: dict[str, Any]) -> Any:
+            if call is request.tool_call:
+                return await handler(request)
+            return await handler(request.override(tool_call=call))
+
+        return await guarded_call(self.gate, self.log, request.tool_call, execute, _interrupt_decide)
+
+
+def _malformed_text(call: dict[str, Any]) -> str:
+    """What the model reads about a call whose arguments could not be parsed."""
+    error = str(call.get("error") or "the arguments are not valid JSON")
+    args = str(call.get("args") or "")[:200]
+    return (f"Error: the call to {call.get('name') or 'an unnamed tool'} was not run: {error}. "
+            f"Arguments received: {args!r}. Send the arguments again as one JSON object.")
+
+
+class MalformedCallMiddleware(AgentMiddleware):
+    """Answers invalid tool calls with an error ToolMessage and sends the model round again."""
+
+    def __init__(self, log: TurnLog) -> None:
+        super().__init__()
+        self.log = log
+
+    @hook_config(can_jump_to=["model"])
+    async def aafter_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        last = state["messages"][-1] if state.get("messages") else None
+        if not isinstance(last, AIMessage) or not last.invalid_tool_calls:
+            return None
+        replies = []
+        for i, call in enumerate(last.invalid_tool_calls):
+            call_id = call.get("id") or f"invalid_{len(state['messages'])}_{i}"
+            text = _malformed_text(dict(call))
+            name = call.get("name") or "unknown"
+            self.log.emit(ToolStart(call_id=call_id, name=name, args={}, kind="read"))
+            self.log.emit(ToolEnd(call_id=call_id, name=name, content=text, error=True))
+            self.log.record("tool_error", {"call_id": call_id, "name": name, "content": text,
+                                           "raw_args": str(call.get("args") or "")})
+            replies.append(ToolMessage(content=text, name=name, tool_call_id=call_id, status="error"))
+        update: dict[str, Any] = {"messages": replies}
+        if not last.tool_calls:  # nothing else to run: go straight back to the model
+            update["jump_to"] = "model"
+        return update

@@ -1,0 +1,271 @@
+"""`AgentRunner`: one persona's conversation, as a stream of events any UI can render.
+
+The agent is LangChain's `create_agent`, bound to the persona's tools only, with middleware:
+malformed calls fed back as errors, model-call and tool-call limits (raising, so a runaway loop
+ends the turn with an ErrorEvent), and the guard (scope, budget, approval by interrupt). A turn
+runs in a background task; model callbacks and middleware put events on a queue that
+`run_turn` yields from, so tokens, progress and approvals arrive while the agent works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from agent.events import ApprovalRequest, Decision, ErrorEvent, Event, TurnEnd
+from agent.gate import ToolGate
+from agent.redact import redact_text
+from agent.turnlog import TurnLog
+
+Approver = Callable[[ApprovalRequest], Awaitable[Decision]]
+_DONE = object()
+
+
+def _text(message: Any) -> str:
+    """A message's text, whatever its content shape."""
+    content = getattr(message, "content", "")
+    if isinstance(content, str):
+        return content
+    return "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
+
+
+class AgentRunner:
+    """Runs turns and slash-command tool calls for one persona and one session.
+
+    `spent_usd` and `budget_left_usd` track the session's money; `session_id` names the
+    transcript session. Conversation history carries over from turn to turn.
+    """
+
+    def __init__(self, settings: Any, persona: Any, tools: list[Any], transcript: Any = None,
+                 model: Any = None, session_id: str | None = None, *, user: str | None = None,
+                 source: str = "tui") -> None:
+        from agent.callbacks import TurnCallbacks
+        from agent.models import make_model, model_name_for
+
+        self.settings = settings
+        self.persona = persona
+        self.tools = [t for t in tools if t.name in persona.tools]
+        self.model = model if model is not None else make_model(settings, persona)
+        self.model_name = (model_name_for(settings, persona) if model is None
+                           else str(getattr(model, "model_name", None) or getattr(model, "model", None) or type(model).__name__))
+        user = user or settings.user_name
+        if session_id is None:
+            session_id = (transcript.new_session(user, persona.name, source=source)
+                          if transcript is not None else uuid.uuid4().hex)
+        self.session_id = session_id
+        self.gate = ToolGate(persona, {t.name for t in tools})
+        self.log = TurnLog(transcript, session_id, user, persona.name)
+        self.callbacks = TurnCallbacks(self.log, self.model_name)
+        self._graph: Any = None
+        self._history: list[Any] = []
+        self._turns = 0
+
+    @property
+    def spent_usd(self) -> float:
+        """Dollars estimated-and-submitted in this session."""
+        return self.gate.spent_usd
+
+    @property
+    def budget_left_usd(self) -> float | None:
+        """What the persona may still spend in this session."""
+        return self.gate.budget_left_usd
+
+    def _agent(self) -> Any:
+        """The compiled agent graph, built on first use."""
+        if self._graph is None:
+            from langchain.agents import create_agent
+            from langchain.agents.middleware import ModelCallLimitMiddleware, ToolCallLimitMiddleware
+            from langgraph.checkpoint.memory import InMemorySaver
+
+            from agent.middleware import GuardMiddleware, MalformedCallMiddleware
+
+            self._graph = create_agent(
+                self.model, self.tools, system_prompt=self.persona.system_prompt,
+                middleware=[
+                    MalformedCallMiddleware(self.log),
+                    ModelCallLimitMiddleware(thread_limit=self.settings.max_model_calls, exit_behavior="error"),
+                    ToolCallLimitMiddleware(thread_limit=self.settings.max_tool_calls, exit_behavior="error"),
+                    GuardMiddleware(self.gate, self.log),
+                ],
+                checkpointer=InMemorySaver(),
+            )
+        return self._graph
+
+    # -- public API -----------------------------------------------------------------------
+    async def run_turn(self, text: str, approver: Approver | None) -> AsyncIterator[Event]:
+        """One user turn: yields Token/Tool*/ApprovalRequest/ErrorEvent events, then TurnEnd."""
+        async for event in self._consume(lambda: self._drive_turn(text, approver)):
+            yield event
+
+    async def run_tool(self, name: str, args: dict[str, Any], approver: Approver | None) -> AsyncIterator[Event]:
+        """Run one tool directly (a slash command) through the same checks; ends with TurnEnd."""
+        async for event in self._consume(lambda: self._drive_tool(name, dict(args or {}), approver)):
+            yield event
+
+    # -- plumbing -------------------------------------------------------------------------
+    async def _consume(self, make: Callable[[], Awaitable[None]]) -> AsyncIterator[Event]:
+        """Run `make()` in a task and yield what it emits; cancel it if the consumer goes away."""
+        queue = self.log.start()
+
+        async def body() -> None:
+            try:
+                await make()
+            finally:
+                queue.put_nowait(_DONE)
+
+        task = asyncio.create_task(body())
+        try:
+            while True:
+                event = await queue.get()
+                if event is _DONE:
+                    break
+                yield event
+            await task
+        finally:
+            if not task.done():
+                task.cancel()
+                try:
+                    await task
+                except BaseException:  # noqa: BLE001 - the task's end is all we wait for
+                    pass
+
+    async def _ask(self, approver: Approver | None, request: ApprovalRequest) -> Decision:
+        """The approver's decision; anything but a Decision (or an exception) means reject."""
+        if approver is None:
+            return Decision(action="reject", reason="no one was there to approve")
+        try:
+            decision = await approver(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a broken UI must not approve by accident
+            return Decision(action="reject", reason=f"approval failed: {redact_text(str(exc))}")
+        if not isinstance(decision, Decision):
+            return Decision(action="reject", reason="the approver gave no decision")
+        return decision
+
+    async def _drive_turn(self, text: str, approver: Approver | None) -> None:
+        """The agent loop for one turn, answering interrupts with the approver."""
+        from langchain_core.messages import HumanMessage
+        from langgraph.types import Command
+
+        self._turns += 1
+        config = {"configurable": {"thread_id": f"{self.session_id}:{self._turns}"},
+                  "callbacks": [self.callbacks],
+                  "recursion_limit": 4 * (self.settings.max_model_calls + self.settings.max_tool_calls) + 20}
+        self.callbacks.reset_usage()
+        self.log.record("user_prompt", {"text": text})
+        answer = ""
+        payload: Any = {"messages": [*self._history, HumanMessage(text)]}
+        graph = None
+        try:
+            graph = self._agent()
+            while True:
+                interrupts: list[Any] = []
+                async for chunk in graph.astream(payload, config, stream_mode="updates"):
+                    if isinstance(chunk, dict) and "__interrupt__" in chunk:
+                        interrupts.extend(chunk["__interrupt__"])
+                if not interrupts:
+                    break
+                resume = {}
+                for intr in interrupts:
+                    request = ApprovalRequest(**intr.value)
+                    self.log.emit(request)
+                    decision = await self._ask(approver, request)
+                    resume[intr.id] = {"action": decision.action, "args": decision.args, "reason": decision.reason}
+                payload = Command(resume=resume)
+            messages = (await graph.aget_state(config)).values.get("messages", [])
+            self._history = list(messages)
+            answer = _text(messages[-1]) if messages else ""
+            self.log.record("answer", {"text": answer, "spent_usd": self.spent_usd})
+        except asyncio.CancelledError:
+            self.log.record("error", {"kind": "cancelled", "message": "the turn was cancelled by the user"})
+            await self._recover(graph, config)
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure ends the turn readably
+            message = _failure_message(exc, self.settings)
+            self.log.emit(ErrorEvent(message, kind=_failure_kind(exc)))
+            self.log.record("error", {"kind": _failure_kind(exc), "message": message})
+            await self._recover(graph, config)
+        finally:
+            self._forget(config)
+        self.log.emit(TurnEnd(answer=answer, spent_usd=self.spent_usd, usage=dict(self.callbacks.usage)))
+
+    async def _recover(self, graph: Any, config: dict[str, Any]) -> None:
+        """Keep what the stopped turn did, answering its dangling tool calls, for the next turn."""
+        if graph is None:
+            return
+        from langchain_core.messages import AIMessage, ToolMessage
+
+        try:
+            messages = list((await graph.aget_state(config)).values.get("messages", []))
+        except Exception:  # noqa: BLE001 - nothing to keep then
+            return
+        answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
+        last_ai = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
+        for call in getattr(last_ai, "tool_calls", None) or []:
+            if call.get("id") not in answered:
+                messages.append(ToolMessage(content="Not run: the turn was stopped.", name=call["name"],
+                                            tool_call_id=call.get("id") or "", status="error"))
+        if messages:
+            self._history = messages
+
+    def _forget(self, config: dict[str, Any]) -> None:
+        """Drop the turn's checkpoints: history lives in `_history`, not in the saver."""
+        saver = getattr(self._graph, "checkpointer", None)
+        try:
+            if saver is not None:
+                saver.delete_thread(config["configurable"]["thread_id"])
+        except Exception:  # noqa: BLE001 - only memory is at stake
+            pass
+
+    async def _drive_tool(self, name: str, args: dict[str, Any], approver: Approver | None) -> None:
+        """One slash-command tool call, guarded and logged like a model's."""
+        from langchain_core.messages import AIMessage, ToolMessage
+        from pydantic import ValidationError
+
+        from agent.guarded import guarded_call
+
+        call = {"name": name, "args": args, "id": f"slash_{uuid.uuid4().hex[:12]}", "type": "tool_call"}
+        self.log.record("user_prompt", {"text": f"/{name} {json.dumps(args, default=str)}", "slash": True})
+        tools = {t.name: t for t in self.tools}
+
+        async def execute(c: dict[str, Any]) -> Any:
+            try:
+                return await tools[name].ainvoke({**c, "type": "tool_call"}, config={"callbacks": [self.callbacks]})
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                return ToolMessage(content=f"Error: invalid arguments for {name}: {problems}",
+                                   name=name, tool_call_id=c["id"], status="error")
+
+        async def decide(request: ApprovalRequest) -> Decision:
+            self.log.emit(request)
+            return await self._ask(approver, request)
+
+        result = await guarded_call(self.gate, self.log, call, execute, decide)
+        content = _text(result)
+        self._history += [AIMessage(content="", tool_calls=[call]), result]
+        self.log.emit(TurnEnd(answer=content, spent_usd=self.spent_usd))
+
+
+def _failure_kind(exc: BaseException) -> str:
+    """`limit` for the loop limits, `error` for the rest."""
+    name = type(exc).__name__
+    return "limit" if name in ("ModelCallLimitExceededError", "ToolCallLimitExceededError",
+                               "GraphRecursionError") else "error"
+
+
+def _failure_message(exc: BaseException, settings: Any) -> str:
+    """A readable, secret-free line about why the turn stopped."""
+    name = type(exc).__name__
+    if name == "ModelCallLimitExceededError":
+        return (f"Stopped: the model was called {settings.max_model_calls} times in this turn, the "
+                "limit (FAL_PERSONA_MAX_MODEL_CALLS). The work so far is kept.")
+    if name == "ToolCallLimitExceededError":
+        return (f"Stopped: this turn asked for more than {settings.max_tool_calls} tool calls, the "
+                "limit (FAL_PERSONA_MAX_TOOL_CALLS). The work so far is kept.")
+    if name == "GraphRecursionError":
+        return "Stopped: the agent went round too many times in this turn."
+    return redact_text(f"The turn failed: {name}: {exc}")
