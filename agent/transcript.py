@@ -98,6 +98,7 @@ class TranscriptStore:
     # -- connection -------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
+            conn = None
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
@@ -107,7 +108,9 @@ class TranscriptStore:
                 # skips the fsync that would make every record cost milliseconds.
                 conn.execute("PRAGMA synchronous=NORMAL")
                 migrate(conn)
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OSError) as exc:
+                if conn is not None:
+                    conn.close()
                 raise TranscriptError(f"cannot open transcript {self.path}: {exc}") from exc
             self._conn = conn
         return self._conn
@@ -157,6 +160,8 @@ class TranscriptStore:
             return None
         if kind not in KINDS:
             raise ValueError(f"unknown transcript event kind {kind!r}")
+        if not isinstance(session_id, str) or not session_id:
+            raise TypeError("transcript session_id must be a non-empty string")
         if not isinstance(data, Mapping):
             raise TypeError(f"transcript data must be a dict, not {type(data).__name__}")
         redact = self._redactor()

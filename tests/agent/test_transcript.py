@@ -289,3 +289,19 @@ def test_kill_9_loses_nothing_already_written(tmp_path):
     stored = {e["id"]: e["data"]["i"] for e in TranscriptStore().events(sid)}
     for _, eid, i in reported:
         assert stored.get(eid) == i, f"event {eid} (i={i}) reported written but missing"
+
+
+def test_a_file_that_is_not_a_database_is_a_typed_error():
+    locations.transcript_db().write_bytes(b"this is not sqlite" * 100)
+    store = TranscriptStore()
+    with pytest.raises(TranscriptError, match="cannot open transcript"):
+        store.record("s", "answer", {"text": "x"}, **WHO)
+    with pytest.raises(TranscriptError, match="cannot open transcript"):
+        store.list_sessions()
+
+
+def test_bad_session_id_is_a_typed_error(store):
+    with pytest.raises(TypeError, match="session_id"):
+        store.record("", "answer", {}, **WHO)
+    with pytest.raises(TypeError, match="session_id"):
+        store.record(None, "answer", {}, **WHO)  # type: ignore[arg-type]
