@@ -36,6 +36,10 @@ from agent.triggers.worker import ActionWorker, RetryPolicy
 from tools.webhooks import JwksCache
 
 
+DEFAULT: Any = object()
+"""Sentinel: build the default part (e.g. the TranscriptStore) rather than pass None."""
+
+
 @dataclass
 class Listener:
     """Everything a running listener is made of."""
@@ -70,7 +74,7 @@ def build_listener(
     schedules: Sequence[Schedule] | None = None,
     tools: Mapping[str, Any] | None = None,
     prompt_runner: PromptRunner | None = None,
-    transcript: Any = None,
+    transcript: Any = DEFAULT,
     bare: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     clock: Callable[[], float] = time.time,
@@ -84,7 +88,7 @@ def build_listener(
         state = ListenerState(verifier=None, inbox=None, bare=True, max_body_bytes=max_body_bytes)
         return Listener(state, create_app(state), inbox, None, None, None, subscribers)
     jwks = jwks or JwksCache(jwks_url or settings.fal_config().jwks_url)
-    if transcript is None:
+    if transcript is DEFAULT:
         transcript = open_transcript(settings)
     executor = ActionExecutor(tools=tools, prompt_runner=prompt_runner, transcript=transcript,
                               user=settings.user_name)

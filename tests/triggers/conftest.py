@@ -1,0 +1,48 @@
+"""Fixtures for the trigger tests (helpers live in support.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from agent.triggers.inbox import Inbox
+from agent.triggers.listener import build_listener
+from tests.triggers.support import JwksServer, Signer
+
+
+@pytest.fixture
+def signer() -> Signer:
+    return Signer()
+
+
+@pytest.fixture
+def jwks_server(signer: Signer) -> JwksServer:
+    return JwksServer(signer)
+
+
+@pytest.fixture
+def inbox(tmp_path) -> Inbox:
+    box = Inbox(tmp_path / "inbox.sqlite3")
+    yield box
+    box.close()
+
+
+@pytest.fixture
+def make_listener(jwks_server: JwksServer, inbox: Inbox):
+    """Build a listener app with no rules (unless given) and a client for it over ASGITransport."""
+    made = []
+
+    def make(**kwargs: Any):
+        kwargs.setdefault("rules", [])
+        kwargs.setdefault("schedules", [])
+        kwargs.setdefault("transcript", None)
+        listener = build_listener(jwks=kwargs.pop("jwks", None) or jwks_server.cache(),
+                                  inbox=inbox, **kwargs)
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=listener.app),
+                                   base_url="http://listener.test")
+        made.append(client)
+        return listener, client
+
+    yield make
