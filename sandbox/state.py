@@ -1,0 +1,90 @@
+"""All of one sandbox's state, at `app.state.sandbox`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+
+from sandbox.clock import Clock
+from sandbox.config import SandboxConfig
+from sandbox.faults import Faults
+from sandbox.jobs import Job
+from sandbox.media import MediaStore
+from sandbox.queue import QueueManager
+from sandbox.webhooks import Signer, WebhookDispatcher
+
+
+class SandboxState:
+    """Clock, queue, media, faults, signing key and webhook deliveries of one sandbox.
+
+    Requests bring the queue up to date themselves (`pump()`); a background ticker does the
+    same when nobody is asking, so webhooks go out on time. Tests drive time with
+    `clock.advance()` (from any thread) or `await advance()` (which also waits for the
+    webhook attempts it triggers).
+    """
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.config = config or SandboxConfig()
+        self.clock = Clock(speed=self.config.speed, manual=self.config.manual_clock)
+        self.media = MediaStore()
+        self.faults = Faults()
+        self.signer = Signer(self.config.signing_seed)
+        self.webhooks = WebhookDispatcher(self.config, self.clock, self.signer, self.faults)
+        self.queue = QueueManager(self.config, self.media, on_complete=self._on_complete)
+        self._ticker: asyncio.Task[None] | None = None
+
+    def _on_complete(self, job: Job) -> None:
+        if job.webhook_url:
+            self.webhooks.enqueue(job, job.completed_at or self.clock.now())
+
+    def pump(self) -> float:
+        """Apply every transition due by now and start due webhook attempts; returns now."""
+        now = self.clock.now()
+        self.queue.advance(now)
+        if self.webhooks.deliveries:
+            with contextlib.suppress(RuntimeError):  # no running loop: the ticker will do it
+                self.webhooks.launch_due(now)
+        return now
+
+    def ensure_ticker(self) -> None:
+        """Start the background ticker on the running loop, once."""
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.get_running_loop().create_task(self._tick_forever())
+
+    async def _tick_forever(self) -> None:
+        while True:
+            self.pump()
+            nxt = min(self.queue.next_event(), self.webhooks.next_due())
+            await self.clock.wait(None if math.isinf(nxt) else nxt)
+
+    async def advance(self, seconds: float, *, wait_webhooks: bool = True) -> float:
+        """Move the clock, apply what became due and (by default) finish the webhook attempts."""
+        self.clock.advance(seconds)
+        now = self.pump()
+        if wait_webhooks:
+            await self.settle()
+        return now
+
+    async def settle(self) -> None:
+        """Wait until no webhook attempt is in flight or due now."""
+        while True:
+            self.pump()
+            await self.webhooks.drain()
+            if self.webhooks.next_due() > self.clock.now():
+                return
+
+    def reset(self) -> None:
+        """Forget jobs, faults and deliveries (the clock and signing key stay)."""
+        self.queue.reset()
+        self.faults.clear()
+        self.webhooks.reset()
+
+    async def aclose(self) -> None:
+        """Stop the ticker and close the webhook client."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._ticker
+            self._ticker = None
+        await self.webhooks.aclose()
