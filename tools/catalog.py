@@ -1,0 +1,221 @@
+"""The nine fal.ai LangChain tools, thin adapters over :class:`tools.fal.FalClient`.
+
+Each tool is async (``coroutine=``) and sync (``func=``, run on a shared background loop, see
+:mod:`tools.syncrun`), answers ``(content, artifact)``, and is tagged ``read``, ``spend`` or
+``destructive``. A fal error never escapes: it becomes content starting ``Error:`` with what
+went wrong and what to do next, and an artifact ``{"error": {...}}``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from langchain_core.callbacks import adispatch_custom_event
+from langchain_core.tools import BaseTool, StructuredTool
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from tools import render
+from tools import schemas as S
+from tools.fal import validate as V
+from tools.fal.client import FalClient
+from tools.fal.config import FalConfig
+from tools.fal.errors import FalError, FalTimeoutError, RequestFailedError
+from tools.syncrun import run_sync
+
+Result = tuple[str, Any]
+Handler = Callable[[FalClient, Any], Awaitable[Result]]
+STATUS_EVENT = "fal_queue_status"
+
+
+class _ClientHolder:
+    """Creates the FalClient on first use, so building the tools opens nothing."""
+
+    def __init__(self, config: FalConfig | None, client: FalClient | None) -> None:
+        self._config, self._client = config, client
+        self._lock = threading.Lock()
+
+    def get(self) -> FalClient:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = FalClient(self._config if self._config is not None
+                                             else FalConfig())
+        return self._client
+
+
+# -- handlers: (client, validated args) -> (content, artifact) ---------------------------------
+
+async def _submit(fal: FalClient, a: S.SubmitArgs) -> Result:
+    sub = await fal.submit(a.endpoint_id, a.arguments, webhook_url=a.webhook_url,
+                           priority=a.priority, start_timeout_s=a.start_timeout_s)
+    return render.submitted(a.endpoint_id, sub), sub.model_dump(mode="json")
+
+
+async def _status(fal: FalClient, a: S.StatusArgs) -> Result:
+    st = await fal.status(a.endpoint_id, a.request_id, logs=a.logs)
+    return render.status(a.endpoint_id, st), st.model_dump(mode="json")
+
+
+async def _stream(fal: FalClient, a: S.StreamArgs) -> Result:
+    updates: list[dict[str, Any]] = []
+    last = None
+    try:
+        async for st in fal.stream_status(a.endpoint_id, a.request_id, logs=a.logs,
+                                          deadline_s=a.timeout_s):
+            data = {**st.model_dump(mode="json"), "endpoint_id": a.endpoint_id}
+            updates.append(data)
+            last = st
+            await _report(data)
+    except FalTimeoutError as err:
+        text, artifact = render.error(err, context="stream_queue_status")
+        seen = (f"Last status seen: {render.status_line(a.endpoint_id, last)}" if last
+                else "No status arrived.")
+        artifact.update(last_status=updates[-1] if updates else None, updates=len(updates))
+        return (f"{text}\n{seen} The request keeps running on fal.ai; call stream_queue_status "
+                "again or get_queue_status later."), artifact
+    final = updates[-1] if updates else None
+    text = render.status(a.endpoint_id, last) if last else "The stream ended without a status."
+    return f"{len(updates)} update(s). Final: {text}", {"final": final, "updates": updates}
+
+
+async def _report(data: dict[str, Any]) -> None:
+    """Send one status update to whoever listens: callbacks and a LangGraph stream writer."""
+    try:
+        await adispatch_custom_event(STATUS_EVENT, data)
+    except RuntimeError:
+        pass  # called outside a LangChain run: nobody to tell
+    writer = _stream_writer()
+    if writer is not None:
+        writer({"type": STATUS_EVENT, "data": data})
+
+
+def _stream_writer() -> Callable[[Any], None] | None:
+    try:
+        from langgraph.config import get_stream_writer
+
+        return get_stream_writer()
+    except (ImportError, RuntimeError, KeyError, AttributeError):
+        return None  # not inside a LangGraph run
+
+
+async def _result(fal: FalClient, a: S.RequestArgs) -> Result:
+    try:
+        output = await fal.result(a.endpoint_id, a.request_id)
+    except RequestFailedError as err:
+        _, artifact = render.error(err)
+        artifact["failed"] = True
+        return render.failed_result(a.endpoint_id, err), artifact
+    return render.result(a.endpoint_id, a.request_id, output), output
+
+
+async def _cancel(fal: FalClient, a: S.RequestArgs) -> Result:
+    res = await fal.cancel(a.endpoint_id, a.request_id)
+    return render.cancelled(res), res.model_dump(mode="json")
+
+
+async def _search(fal: FalClient, a: S.SearchArgs) -> Result:
+    page = await fal.models(query=a.query, category=a.category, status=a.status,
+                            endpoint_ids=a.endpoint_ids, limit=a.limit, cursor=a.cursor,
+                            expand_openapi=a.expand_openapi)
+    return render.models_table(page), page.model_dump(mode="json")
+
+
+async def _pricing(fal: FalClient, a: S.PricingArgs) -> Result:
+    resp = await fal.pricing(a.endpoint_ids)
+    return render.prices(resp), resp.model_dump(mode="json")
+
+
+async def _estimate(fal: FalClient, a: S.EstimateArgs) -> Result:
+    body = V.estimate_body(a.estimate_type, a.endpoints)
+    resp = await fal.estimate(a.estimate_type, a.endpoints)
+    return render.estimate(resp, body), resp.model_dump(mode="json")
+
+
+async def _jwks(fal: FalClient, a: S.JwksArgs) -> Result:
+    doc = await fal.jwks()
+    return render.jwks(doc), doc.model_dump(mode="json")
+
+
+# -- the catalogue --------------------------------------------------------------------------
+
+_SPECS: list[tuple[str, str, type[BaseModel], Handler, str]] = [
+    ("search_models", "read", S.SearchArgs, _search,
+     "Search the fal.ai model catalogue by text, category or status, or look up exact endpoint "
+     "ids. Returns a table (endpoint id, name, category, status) and a cursor for more pages."),
+    ("get_pricing", "read", S.PricingArgs, _pricing,
+     "Get the unit price (e.g. USD per image or per second) of 1-50 fal.ai endpoints."),
+    ("estimate_pricing", "read", S.EstimateArgs, _estimate,
+     "Estimate the total cost of running fal.ai endpoints, by number of calls "
+     "(historical_api_price) or by billing units (unit_price). Spends nothing."),
+    ("get_queue_status", "read", S.StatusArgs, _status,
+     "Check once whether a queued fal.ai request is IN_QUEUE (with position), IN_PROGRESS or "
+     "COMPLETED. A failed request also shows as COMPLETED, with its error."),
+    ("stream_queue_status", "read", S.StreamArgs, _stream,
+     "Follow a queued fal.ai request live until it COMPLETES (or timeout_s passes), reporting "
+     "each update as it arrives. Returns the final status."),
+    ("get_queue_result", "read", S.RequestArgs, _result,
+     "Fetch the output of a COMPLETED fal.ai request (image/video URLs and JSON). If the "
+     "request failed, says so plainly and shows fal's error body."),
+    ("get_webhook_jwks", "read", S.JwksArgs, _jwks,
+     "Fetch the public keys (JWKS) fal.ai signs webhooks with, to verify deliveries."),
+    ("submit_queue_request", "spend", S.SubmitArgs, _submit,
+     "Queue a new request on a fal.ai model. THIS COSTS MONEY. Returns the request_id to use "
+     "with the status, result and cancel tools."),
+    ("cancel_queue_request", "destructive", S.RequestArgs, _cancel,
+     "Cancel a queued fal.ai request. Outcomes: requested (a request near the front may still "
+     "run), already completed (nothing to cancel), or not found."),
+]
+
+
+def _validation_message(exc: Exception) -> str:
+    if isinstance(exc, PydanticValidationError):
+        parts = [f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors()]
+        detail = "; ".join(parts)
+    else:
+        detail = str(exc)
+    return f"Error: invalid arguments ({detail}). Next: fix them and call the tool again."
+
+
+def _make_tool(name: str, kind: str, schema: type[BaseModel], handler: Handler,
+               description: str, holder: _ClientHolder) -> BaseTool:
+    async def coroutine(**kwargs: Any) -> Result:
+        try:
+            args = schema.model_validate(kwargs)
+        except PydanticValidationError as exc:
+            return _validation_message(exc), {"error": {"type": "InputError", "status": None,
+                                                        "fal_error_type": None,
+                                                        "request_id": None,
+                                                        "message": _validation_message(exc)}}
+        try:
+            return await handler(holder.get(), args)
+        except FalError as err:
+            return render.error(err, context=name)
+
+    def func(**kwargs: Any) -> Result:
+        return run_sync(coroutine(**kwargs))
+
+    return StructuredTool.from_function(
+        func=func, coroutine=coroutine, name=name, description=description,
+        args_schema=schema, response_format="content_and_artifact",
+        tags=["fal", kind], metadata={"kind": kind},
+        handle_validation_error=_validation_message)
+
+
+def build_fal_tools(config: FalConfig | None = None,
+                    client: FalClient | None = None) -> list[BaseTool]:
+    """The nine fal.ai tools, sharing one client (created from ``FalConfig()`` on first use)."""
+    holder = _ClientHolder(config, client)
+    return [_make_tool(name, kind, schema, handler, desc, holder)
+            for name, kind, schema, handler, desc in _SPECS]
+
+
+def build_fal_tool(name: str, config: FalConfig | None = None,
+                   client: FalClient | None = None) -> BaseTool:
+    """One tool by name (handy for tests and slash commands)."""
+    for tool in build_fal_tools(config=config, client=client):
+        if tool.name == name:
+            return tool
+    raise KeyError(name)
