@@ -39,11 +39,20 @@ class TurnCallbacks(AsyncCallbackHandler):
         self.model_name = model_name
         self._started: dict[UUID, float] = {}
         self._tool_calls: dict[UUID, tuple[str, str]] = {}
+        self._partial: dict[tuple[UUID, Any], dict[str, Any]] = {}
+        self._raw_by_id: dict[str, dict[str, Any]] = {}
         self.usage: dict[str, int] = {}
 
+    def raw_args(self, call_id: str | None) -> str | None:
+        """The argument text a streamed tool call arrived with, before LangChain's lenient parse."""
+        entry = self._raw_by_id.get(call_id or "")
+        return None if entry is None else entry["args"]
+
     def reset_usage(self) -> None:
-        """Start counting tokens for a new turn."""
+        """Start counting tokens (and streamed arguments) afresh for a new turn."""
         self.usage = {}
+        self._partial.clear()
+        self._raw_by_id.clear()
 
     async def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[BaseMessage]],
                                   *, run_id: UUID, **kwargs: Any) -> None:
@@ -52,6 +61,14 @@ class TurnCallbacks(AsyncCallbackHandler):
         self.log.record("model_request", {"model": self.model_name, "messages": sent})
 
     async def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
+        message = getattr(kwargs.get("chunk"), "message", None)
+        # Streamed arguments are parsed leniently (`{"a": x` becomes `{}`), so keep the raw
+        # text: the malformed-call middleware checks it strictly.
+        for piece in getattr(message, "tool_call_chunks", None) or []:
+            entry = self._partial.setdefault((run_id, piece.get("index")), {"args": ""})
+            entry["args"] += piece.get("args") or ""
+            if piece.get("id"):
+                self._raw_by_id[piece["id"]] = entry
         if token:
             self.log.emit(Token(token))
 

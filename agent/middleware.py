@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 from langchain.agents.middleware import AgentMiddleware, hook_config
@@ -54,6 +56,15 @@ class GuardMiddleware(AgentMiddleware):
         return await guarded_call(self.gate, self.log, request.tool_call, execute, _interrupt_decide)
 
 
+def _json_problem(raw: str) -> str | None:
+    """Why `raw` is not a JSON object, or None when it is one."""
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        return f"the arguments are not valid JSON ({exc.msg} at character {exc.pos})"
+    return None if isinstance(value, dict) else "the arguments must be a JSON object"
+
+
 def _malformed_text(call: dict[str, Any]) -> str:
     """What the model reads about a call whose arguments could not be parsed."""
     error = str(call.get("error") or "the arguments are not valid JSON")
@@ -65,16 +76,40 @@ def _malformed_text(call: dict[str, Any]) -> str:
 class MalformedCallMiddleware(AgentMiddleware):
     """Answers invalid tool calls with an error ToolMessage and sends the model round again."""
 
-    def __init__(self, log: TurnLog) -> None:
+    def __init__(self, log: TurnLog, raw_args: Callable[[str | None], str | None] | None = None) -> None:
         super().__init__()
         self.log = log
+        self.raw_args = raw_args
+
+    def _strict(self, message: AIMessage) -> AIMessage:
+        """Move streamed calls whose raw arguments are not a JSON object to invalid_tool_calls."""
+        if self.raw_args is None or not message.tool_calls:
+            return message
+        good, bad = [], []
+        for tc in message.tool_calls:
+            raw = self.raw_args(tc.get("id"))
+            problem = _json_problem(raw) if raw is not None and raw.strip() else None
+            if problem is None:
+                good.append(tc)
+            else:
+                bad.append({"type": "invalid_tool_call", "id": tc.get("id"), "name": tc["name"],
+                            "args": raw, "error": problem})
+        if not bad:
+            return message
+        return message.model_copy(update={"tool_calls": good,
+                                          "invalid_tool_calls": [*message.invalid_tool_calls, *bad]})
 
     @hook_config(can_jump_to=["model"])
     async def aafter_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
         last = state["messages"][-1] if state.get("messages") else None
-        if not isinstance(last, AIMessage) or not last.invalid_tool_calls:
+        if not isinstance(last, AIMessage):
             return None
-        replies = []
+        checked = self._strict(last) if last.id else last  # no id: it could not be replaced
+        if not checked.invalid_tool_calls:
+            return None
+        # The same id replaces the model's message in the state, with the bad calls moved.
+        replies: list[Any] = [checked] if checked is not last else []
+        last = checked
         for i, call in enumerate(last.invalid_tool_calls):
             call_id = call.get("id") or f"invalid_{len(state['messages'])}_{i}"
             text = _malformed_text(dict(call))

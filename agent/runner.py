@@ -85,7 +85,7 @@ class AgentRunner:
             self._graph = create_agent(
                 self.model, self.tools, system_prompt=self.persona.system_prompt,
                 middleware=[
-                    MalformedCallMiddleware(self.log),
+                    MalformedCallMiddleware(self.log, self.callbacks.raw_args),
                     ModelCallLimitMiddleware(thread_limit=self.settings.max_model_calls, exit_behavior="error"),
                     ToolCallLimitMiddleware(thread_limit=self.settings.max_tool_calls, exit_behavior="error"),
                     GuardMiddleware(self.gate, self.log),
