@@ -1,0 +1,139 @@
+"""Running the sandbox: in a background thread (tests, the TUI, `ask`) or blocking (the CLI)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from sandbox.app import create_app
+from sandbox.config import SandboxConfig
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def _uvicorn_config(app: Starlette, tls: tuple[Path, Path] | None) -> uvicorn.Config:
+    kwargs: dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": "on",
+                              "timeout_graceful_shutdown": 2}
+    if tls is not None:
+        kwargs.update(ssl_certfile=str(tls[0]), ssl_keyfile=str(tls[1]))
+    return uvicorn.Config(app, **kwargs)
+
+
+class RunningSandbox:
+    """A sandbox served by uvicorn on a background thread; a context manager.
+
+    `url` has the real port even when port 0 was asked for. `cert_path` is set in TLS mode.
+    """
+
+    def __init__(self, app: Starlette, server: uvicorn.Server, thread: threading.Thread, url: str,
+                 cert_path: Path | None) -> None:
+        self.app, self.url, self.cert_path = app, url, cert_path
+        self._server, self._thread = server, thread
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def state(self):
+        """The SandboxState (clock, queue, faults, webhooks)."""
+        return self.app.state.sandbox
+
+    def advance(self, seconds: float, timeout: float = 30.0) -> float:
+        """Advance the clock from another thread and wait for the webhook attempts it triggers."""
+        if self.loop is None:
+            raise RuntimeError("sandbox loop not running")
+        future = asyncio.run_coroutine_threadsafe(self.state.advance(seconds), self.loop)
+        return future.result(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Shut the server down and wait for its thread."""
+        self._server.should_exit = True
+        self._thread.join(timeout)
+
+    def __enter__(self) -> RunningSandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_in_thread(host: str = "127.0.0.1", port: int = 0, config: SandboxConfig | None = None, *,
+                    tls: bool = False, data_dir: Path | None = None, ready_timeout: float = 15.0) -> RunningSandbox:
+    """Start a sandbox on a background thread and return once it accepts connections."""
+    config = config or SandboxConfig(host=host, port=port)
+    cert = None
+    if tls:
+        from sandbox.tls import ensure_certificate
+
+        directory = data_dir or config.data_dir
+        if directory is None:
+            raise ValueError("TLS needs a data_dir for its certificate")
+        cert = ensure_certificate(Path(directory))
+    app = create_app(config)
+    sock = _bind(host, port)
+    real_port = sock.getsockname()[1]
+    server = uvicorn.Server(_uvicorn_config(app, cert))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
+    holder: dict[str, Any] = {}
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        holder["loop"] = loop
+        try:
+            loop.run_until_complete(server.serve(sockets=[sock]))
+        finally:
+            loop.close()
+            sock.close()
+
+    thread = threading.Thread(target=run, name=f"fal-sandbox-{real_port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + ready_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError("the sandbox server did not start")
+        time.sleep(0.01)
+    shown = f"[{host}]" if ":" in host else host
+    running = RunningSandbox(app, server, thread, f"{'https' if tls else 'http'}://{shown}:{real_port}",
+                             cert[0] if cert else None)
+    running.loop = holder.get("loop")
+    return running
+
+
+def serve(host: str = "127.0.0.1", port: int = 8765, config: SandboxConfig | None = None, *, tls: bool = False,
+          data_dir: Path | None = None, on_ready: Callable[[str, Path | None], None] | None = None) -> None:
+    """Serve in the foreground until interrupted; `on_ready(url, cert_path)` runs once bound."""
+    config = config or SandboxConfig(host=host, port=port)
+    cert = None
+    if tls:
+        from sandbox.tls import ensure_certificate
+
+        directory = data_dir or config.data_dir
+        if directory is None:
+            raise ValueError("TLS needs a data_dir for its certificate")
+        cert = ensure_certificate(Path(directory))
+    app = create_app(config)
+    sock = _bind(host, port)
+    real_port = sock.getsockname()[1]
+    if on_ready is not None:
+        shown = f"[{host}]" if ":" in host else host
+        on_ready(f"{'https' if tls else 'http'}://{shown}:{real_port}", cert[0] if cert else None)
+    server = uvicorn.Server(_uvicorn_config(app, cert))
+    try:
+        asyncio.run(server.serve(sockets=[sock]))
+    finally:
+        sock.close()
