@@ -1,0 +1,209 @@
+"""Benchmark: verified + stored webhooks per second vs the same server answering bare.
+
+Both servers are `fal-persona webhooks serve` subprocesses on 127.0.0.1 (the bare one with
+FAL_PERSONA_WEBHOOK_BARE=1: read the body, answer 200, verify and store nothing), measured
+side by side in one run with the same pre-signed requests and the same client.
+
+The client: several processes (``--procs``), each an asyncio loop with ``--concurrency``
+lanes on one keep-alive ``httpx.AsyncClient``. One httpx process tops out near the server's
+own rate on this kind of machine, so several are used; signing happens before the clock
+starts. Latency is per request, send to full response.
+
+Goals (issue 6): verified >= 50% of bare throughput, >= 2,000/s, p99 <= 50 ms, nothing lost
+(rows in the inbox == 2xx answers).
+
+    .venv/bin/python bench/webhooks.py [-n 20000] [--procs 2] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import http.server
+import json
+import multiprocessing as mp
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def make_requests(n: int, prefix: str) -> tuple[list[tuple[str, bytes, dict[str, str]]], str]:
+    """n signed fal-shaped deliveries and the JWKS that verifies them."""
+    from nacl.signing import SigningKey
+
+    key = SigningKey.generate()
+    jwks = json.dumps({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": base64.urlsafe_b64encode(
+        bytes(key.verify_key)).rstrip(b"=").decode()}]})
+    ts = str(int(time.time()))
+    out = []
+    for i in range(n):
+        rid = f"{prefix}-{i:07d}"
+        body = json.dumps({"error": None, "gateway_request_id": rid, "payload": {"images": [
+            {"url": f"https://media.example/{rid}.png", "width": 1024, "height": 1024,
+             "content_type": "image/png"}], "seed": i}, "request_id": rid, "status": "OK"},
+            sort_keys=True).encode()
+        msg = f"{rid}\nuser-1\n{ts}\n{hashlib.sha256(body).hexdigest()}".encode()
+        headers = {"Content-Type": "application/json", "X-Fal-Webhook-Request-Id": rid,
+                   "X-Fal-Webhook-User-Id": "user-1", "X-Fal-Webhook-Timestamp": ts,
+                   "X-Fal-Webhook-Signature": key.sign(msg).signature.hex()}
+        out.append((rid, body, headers))
+    return out, jwks
+
+
+def serve_jwks(document: str) -> tuple[http.server.ThreadingHTTPServer, str]:
+    """A loopback JWKS server in a thread."""
+    data = document.encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+
+
+def start_server(home: str, jwks_url: str, bare: bool, sync: str) -> tuple[subprocess.Popen, str]:
+    """Start the listener subprocess and wait for its URL."""
+    env = {**os.environ, "FAL_PERSONA_HOME": home, "FAL_JWKS_URL": jwks_url,
+           "FAL_PERSONA_WEBHOOK_BARE": "1" if bare else "0", "FAL_PERSONA_WEBHOOK_SYNC": sync,
+           "FAL_PERSONA_NO_LOG": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from agent.cli import main; sys.exit(main(sys.argv[1:]))",
+         "webhooks", "serve", "--host", "127.0.0.1", "--port", "0"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=home)
+    for line in proc.stdout:  # type: ignore[union-attr]
+        match = re.match(r"Listening on (http://\S+)", line)
+        if match:
+            threading.Thread(target=proc.stdout.read, daemon=True).start()  # type: ignore[union-attr]
+            return proc, match.group(1)
+    raise RuntimeError(f"server did not start: {proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
+
+
+def client_proc(url: str, reqs: list, concurrency: int, start_at: float, out: mp.Queue) -> None:
+    """One client process: send `reqs` over `concurrency` lanes; report latencies and acks."""
+    import httpx
+
+    async def main() -> tuple[list[float], list[str], int]:
+        latencies: list[float] = []
+        acked: list[str] = []
+        errors = 0
+        it = iter(reqs)
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+            async def lane() -> None:
+                nonlocal errors
+                for rid, body, headers in it:
+                    t0 = time.perf_counter()
+                    try:
+                        r = await client.post("/webhooks/fal", content=body, headers=headers)
+                    except httpx.HTTPError:
+                        errors += 1
+                        continue
+                    latencies.append(time.perf_counter() - t0)
+                    if 200 <= r.status_code < 300:
+                        acked.append(rid)
+                    else:
+                        errors += 1
+
+            await client.get("/healthz")
+            while time.time() < start_at:  # all client processes start together
+                await asyncio.sleep(0.005)
+            await asyncio.gather(*(lane() for _ in range(concurrency)))
+        return latencies, acked, errors
+
+    out.put(asyncio.run(main()))
+
+
+def run_load(url: str, reqs: list, procs: int, concurrency: int) -> dict:
+    """Drive the server with `procs` client processes; return throughput, p50/p99, acks."""
+    ctx = mp.get_context("spawn")
+    queue: mp.Queue = ctx.Queue()
+    start_at = time.time() + 1.5 + 0.5 * procs
+    chunks = [reqs[i::procs] for i in range(procs)]
+    workers = [ctx.Process(target=client_proc, args=(url, chunk, concurrency, start_at, queue))
+               for chunk in chunks]
+    for w in workers:
+        w.start()
+    results = [queue.get() for _ in workers]
+    elapsed = time.time() - start_at
+    for w in workers:
+        w.join()
+    latencies = sorted(x for lat, _, _ in results for x in lat)
+    acked = [rid for _, a, _ in results for rid in a]
+    errors = sum(e for _, _, e in results)
+    pct = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000  # noqa: E731
+    return {"n": len(reqs), "ok": len(acked), "errors": errors, "seconds": elapsed,
+            "rate": len(acked) / elapsed, "p50_ms": pct(0.50), "p99_ms": pct(0.99), "acked": acked}
+
+
+def measure(mode: str, args: argparse.Namespace, jwks_url: str, reqs: list) -> dict:
+    """Run one server mode: warm up, load, stop, count inbox rows."""
+    home = tempfile.mkdtemp(prefix=f"bench-{mode}-")
+    proc, url = start_server(home, jwks_url, bare=(mode == "bare"), sync=args.sync)
+    try:
+        warm = reqs[: args.warmup]
+        run_load(url, warm, 1, min(8, args.concurrency))
+        result = run_load(url, reqs[args.warmup:], args.procs, args.concurrency)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    stored = 0
+    db = Path(home) / "inbox.sqlite3"
+    if db.exists():
+        with sqlite3.connect(db) as conn:
+            stored = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    result["stored"] = stored
+    result["expected_rows"] = 0 if mode == "bare" else args.warmup + result["ok"]
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-n", type=int, default=20_000, help="requests per mode")
+    parser.add_argument("--procs", type=int, default=2, help="client processes")
+    parser.add_argument("--concurrency", type=int, default=32, help="lanes per client process")
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--sync", default="FULL", choices=["FULL", "NORMAL"], help="inbox fsync level")
+    args = parser.parse_args()
+    total = args.n + args.warmup
+    reqs, jwks_doc = make_requests(2 * total, "wh")  # one key; each mode its own ids
+    server, jwks_url = serve_jwks(jwks_doc)
+    bare = measure("bare", args, jwks_url, reqs[:total])
+    verified = measure("verified", args, jwks_url, reqs[total:])
+    server.shutdown()
+    ratio = verified["rate"] / bare["rate"] if bare["rate"] else 0.0
+    lost = verified["expected_rows"] - verified["stored"]
+    print(f"webhook listener benchmark: {args.n} requests per mode, {args.procs} client processes "
+          f"x {args.concurrency} lanes, inbox synchronous={args.sync}, {os.cpu_count()} CPUs")
+    print(f"{'mode':<10}{'ok':>8}{'errors':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
+    for name, r in (("bare", bare), ("verified", verified)):
+        print(f"{name:<10}{r['ok']:>8}{r['errors']:>8}{r['rate']:>10.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}")
+    print(f"verified/bare throughput: {ratio:.2f}  (goal >= 0.50)")
+    print(f"verified rate: {verified['rate']:.0f}/s  (goal >= 2000/s)")
+    print(f"verified p99: {verified['p99_ms']:.1f} ms  (goal <= 50 ms)")
+    print(f"inbox rows {verified['stored']} vs acknowledged {verified['expected_rows']}: "
+          f"{'nothing lost' if lost == 0 else f'{lost} LOST'}")
+    return 0 if lost == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
