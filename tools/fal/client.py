@@ -21,7 +21,9 @@ import pydantic
 from tools.fal import errors as E
 from tools.fal import validate as V
 from tools.fal.config import FalConfig
-from tools.fal.mapping import error_from_response, parse_json, parse_model, scrub
+from tools.fal.mapping import (
+    error_from_response, parse_json, parse_model, scrub, scrub_obj,
+)
 from tools.fal.models import (
     CancelResult, EstimateResponse, Jwks, ModelsPage, PricingResponse, QueueStatus,
     SubmitResponse,
@@ -206,17 +208,17 @@ class FalClient:
         """The model output; RequestFailedError when the request completed with an error."""
         url = request_url(self._queue, endpoint_id, request_id)
         resp = await self._send("GET", url, accept=_RESULT_FAILED)
-        rid = resp.headers.get("x-fal-request-id") or request_id.strip()
         if resp.status_code >= 400:
             err = error_from_response(resp.status_code, resp.headers, resp.content,
                                       secrets=self._secrets)
-            body = _loose_json(resp.content)
+            rid = err.request_id or request_id.strip()
+            body = scrub_obj(_loose_json(resp.content), self._secrets)
             raise E.RequestFailedError(
                 f"request {rid} failed: {err.message}", status=resp.status_code,
                 fal_error_type=err.fal_error_type, request_id=rid,
                 detail=body) from httpx.HTTPStatusError(
                     err.message, request=resp.request, response=resp)
-        return parse_json(resp.content, request_id=rid)
+        return parse_json(resp.content, request_id=request_id.strip())
 
     async def cancel(self, endpoint_id: str, request_id: str) -> CancelResult:
         """Ask fal to cancel; the outcome says whether it was requested, too late, or unknown."""

@@ -35,6 +35,17 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def scrub_obj(value: Any, secrets: Iterable[str]) -> Any:
+    """``scrub`` applied to every string inside a JSON-like value."""
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    if isinstance(value, dict):
+        return {scrub_obj(k, secrets): scrub_obj(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_obj(v, secrets) for v in value]
+    return value
+
+
 def summarize_detail(detail: Any) -> str:
     """A one-line human summary of a FastAPI ``detail`` (string or list of field errors)."""
     if isinstance(detail, str):
@@ -82,6 +93,8 @@ def error_from_response(status: int, headers: Mapping[str, str], content: bytes,
         message = content[:_MAX_TEXT].decode("utf-8", "replace").strip()
     secrets = tuple(secrets)
     text = scrub(f"HTTP {status}" + (f": {message}" if message else ""), secrets)
+    if secrets:  # a hostile or buggy server could echo the Authorization header anywhere
+        fal_type, request_id, detail = scrub_obj([fal_type, request_id, detail], secrets)
     kw: dict[str, Any] = {"status": status, "fal_error_type": fal_type, "request_id": request_id,
                           "detail": detail if isinstance(detail, list) else None}
     cls = _class_for(status, fal_type, text)
