@@ -71,8 +71,10 @@ class FakeFal:
         return httpx.MockTransport(self.handle)
 
     def config(self, **extra: Any) -> FalConfig:
-        return FalConfig(FAL_KEY=KEY, FAL_QUEUE_BASE_URL=QUEUE, FAL_API_BASE_URL=API,
-                         FAL_JWKS_URL=JWKS_URL, FAL_DEADLINE_S=5, **extra)
+        values: dict[str, Any] = {"FAL_KEY": KEY, "FAL_QUEUE_BASE_URL": QUEUE,
+                                  "FAL_API_BASE_URL": API, "FAL_JWKS_URL": JWKS_URL,
+                                  "FAL_DEADLINE_S": 5}
+        return FalConfig(**{**values, **extra})
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.seen.append(request)
