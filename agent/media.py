@@ -1,0 +1,238 @@
+"""Finding, downloading and saving the media a fal.ai result points at. UI-free.
+
+A result is arbitrary JSON; media shows up as objects with a `url` (fal's `File`/`Image`
+shape: `url`, `content_type`, `width`, `height`). Downloads go through httpx with a timeout
+and a size cap, and `data:` URLs (the sandbox's small images) are decoded in place.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import mimetypes
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+MEDIA_EXTS = IMAGE_EXTS + (".mp4", ".webm", ".mov", ".mp3", ".wav", ".ogg", ".glb", ".obj")
+
+
+class MediaError(Exception):
+    """Base of media failures; the message is readable and names the URL's host only."""
+
+
+class MediaTooLarge(MediaError):
+    """The download exceeded the size cap."""
+
+
+class MediaDownloadError(MediaError):
+    """The download failed (network, HTTP status, bad data URL)."""
+
+
+@dataclass(frozen=True)
+class MediaRef:
+    """One piece of media found in a result."""
+
+    url: str
+    content_type: str = ""
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def is_image(self) -> bool:
+        """True when the content type or the URL says image."""
+        if self.content_type:
+            return self.content_type.startswith("image/")
+        if self.url.startswith("data:image/"):
+            return True
+        return urlparse(self.url).path.lower().endswith(IMAGE_EXTS)
+
+
+def _looks_like_media(obj: dict[str, Any]) -> bool:
+    """An object with a url that is a file: has a content type, or a media extension."""
+    url = obj.get("url")
+    if not isinstance(url, str) or not url:
+        return False
+    if isinstance(obj.get("content_type"), str):
+        return True
+    if url.startswith("data:"):
+        return True
+    return urlparse(url).path.lower().endswith(MEDIA_EXTS)
+
+
+def find_media(result: Any, limit: int = 16) -> list[MediaRef]:
+    """Every media object in `result` (depth-first, de-duplicated, at most `limit`)."""
+    found: list[MediaRef] = []
+    seen: set[str] = set()
+    stack: list[Any] = [result]
+    while stack and len(found) < limit:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if _looks_like_media(node) and node["url"] not in seen:
+                seen.add(node["url"])
+                found.append(
+                    MediaRef(
+                        url=node["url"],
+                        content_type=str(node.get("content_type") or ""),
+                        width=node.get("width") if isinstance(node.get("width"), int) else None,
+                        height=node.get("height") if isinstance(node.get("height"), int) else None,
+                    )
+                )
+                continue
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+    return found
+
+
+def decode_data_url(url: str, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[bytes, str]:
+    """(bytes, content type) of a `data:` URL; MediaDownloadError when malformed."""
+    match = re.match(r"data:([^;,]*)(;base64)?,(.*)", url, re.DOTALL)
+    if not match:
+        raise MediaDownloadError("malformed data: URL")
+    content_type = match.group(1) or "application/octet-stream"
+    payload = match.group(3)
+    if match.group(2):
+        if len(payload) * 3 // 4 > max_bytes:
+            raise MediaTooLarge(f"inline media is over the {max_bytes} byte cap")
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise MediaDownloadError("data: URL holds invalid base64") from exc
+    else:
+        data = unquote(payload).encode()
+    if len(data) > max_bytes:
+        raise MediaTooLarge(f"inline media is over the {max_bytes} byte cap")
+    return data, content_type
+
+
+async def download(
+    url: str,
+    *,
+    client: Any = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> tuple[bytes, str]:
+    """Fetch `url` (http(s) or data:) as (bytes, content type), streaming under a size cap."""
+    if url.startswith("data:"):
+        return decode_data_url(url, max_bytes)
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https"):
+        raise MediaDownloadError(f"cannot download a {parsed.scheme or 'schemeless'} URL")
+    import httpx  # deferred: keeps the TUI's start-up light
+
+    own = client is None
+    http = client or httpx.AsyncClient(timeout=timeout_s, follow_redirects=True)
+    host = parsed.hostname or "?"
+    try:
+        async with http.stream("GET", url, timeout=timeout_s) as resp:
+            if resp.status_code >= 400:
+                raise MediaDownloadError(f"download from {host} failed: HTTP {resp.status_code}")
+            declared = resp.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise MediaTooLarge(f"{host} offers {declared} bytes; the cap is {max_bytes}")
+            chunks: list[bytes] = []
+            total = 0
+            async for chunk in resp.aiter_bytes():
+                total += len(chunk)
+                if total > max_bytes:
+                    raise MediaTooLarge(f"download from {host} passed the {max_bytes} byte cap")
+                chunks.append(chunk)
+            ctype = resp.headers.get("content-type", "").split(";")[0].strip()
+            return b"".join(chunks), ctype
+    except httpx.TimeoutException as exc:
+        raise MediaDownloadError(f"download from {host} timed out after {timeout_s:g} s") from exc
+    except httpx.HTTPError as exc:
+        raise MediaDownloadError(f"download from {host} failed: {type(exc).__name__}") from exc
+    finally:
+        if own:
+            await http.aclose()
+
+
+def _safe_stem(text: str) -> str:
+    """A file-name-safe stem."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    return stem[:80] or "media"
+
+
+def _extension(url: str, content_type: str) -> str:
+    """The best file extension for this media."""
+    if not url.startswith("data:"):
+        suffix = Path(urlparse(url).path).suffix.lower()
+        if suffix and len(suffix) <= 6:
+            return suffix
+    guessed = mimetypes.guess_extension(content_type or "") if content_type else None
+    return guessed or ".bin"
+
+
+def unique_path(folder: Path, stem: str, ext: str) -> Path:
+    """`folder/stem.ext`, or `stem-2.ext`, ... so nothing is overwritten."""
+    candidate = folder / f"{stem}{ext}"
+    n = 2
+    while candidate.exists():
+        candidate = folder / f"{stem}-{n}{ext}"
+        n += 1
+    return candidate
+
+
+def save_bytes(data: bytes, folder: Path, stem: str, ext: str) -> Path:
+    """Write `data` to a fresh file in `folder` (created) and return its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = unique_path(folder, _safe_stem(stem), ext)
+    path.write_bytes(data)
+    return path
+
+
+async def save_media(ref: MediaRef, folder: Path | None = None, *, stem: str = "", **kw: Any) -> Path:
+    """Download `ref` and save it under `folder` (default: the media dir)."""
+    data, ctype = await download(ref.url, **kw)
+    if folder is None:
+        from agent.locations import media_dir
+
+        folder = media_dir()
+    ext = _extension(ref.url, ref.content_type or ctype)
+    name = stem or (Path(urlparse(ref.url).path).stem if not ref.url.startswith("data:") else "")
+    return save_bytes(data, folder, name or "media", ext)
+
+
+def save_result_json(result: Any, folder: Path | None = None, *, stem: str = "result") -> Path:
+    """Save any result as pretty JSON (for results that hold no media)."""
+    if folder is None:
+        from agent.locations import media_dir
+
+        folder = media_dir()
+    text = json.dumps(result, indent=2, ensure_ascii=False, default=str)
+    return save_bytes(text.encode(), folder, stem, ".json")
+
+
+def viewer_command(path: Path, platform: str | None = None) -> list[str] | None:
+    """The command that opens `path` in the system viewer, or None when there is none."""
+    platform = platform or sys.platform
+    if platform == "darwin":
+        opener = shutil.which("open")
+    elif platform.startswith("win"):
+        return ["cmd", "/c", "start", "", str(path)]
+    else:
+        opener = shutil.which("xdg-open")
+    return [opener, str(path)] if opener else None
+
+
+def open_in_viewer(path: Path) -> str | None:
+    """Open `path` in the system viewer; returns a readable error, or None on success."""
+    cmd = viewer_command(path)
+    if cmd is None:
+        return f"no system viewer found (xdg-open/open); the file is at {path}"
+    try:
+        subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError as exc:
+        return f"could not start the viewer ({exc.strerror or exc}); the file is at {path}"
+    return None

@@ -1,0 +1,140 @@
+"""The app's longer actions: slash commands, persona switching, new chat, export, webhooks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.tui import runtime_glue as glue
+from agent.tui.chat import AnswerMessage, ErrorMessage, NoticeMessage, UserMessage
+from agent.tui.commands import Slash, help_markdown
+from agent.tui.progress import JobUpdate
+
+
+async def run_slash(app: Any, slash: Slash, text: str) -> None:
+    """Carry out a parsed slash command."""
+    if slash.error:
+        await app.chat.add(ErrorMessage(slash.error))
+        return
+    if slash.action == "help":
+        await app.chat.add(AnswerMessage(help_markdown()))
+    elif slash.action == "clear":
+        await app.action_clear_chat()
+    elif slash.action == "new":
+        await new_chat(app)
+    elif slash.action == "persona":
+        if slash.params:
+            await switch_persona(app, slash.params[0])
+        else:
+            await pick_persona(app)
+    elif slash.action == "export":
+        await export(app, slash.params[0])
+    elif slash.tool:
+        if app._busy():
+            app.notify("A turn is running; Esc cancels it.", severity="warning")
+            return
+        await app.chat.add(UserMessage(text))
+        app.turn_worker = app.run_events(text, slash.tool, slash.args)
+
+
+async def _ready_runtime(app: Any) -> Any:
+    await app.ready.wait()
+    if app.runtime is None:
+        await app.chat.add(ErrorMessage(f"the agent is not running: {app.runtime_error}"))
+    return app.runtime
+
+
+async def pick_persona(app: Any) -> None:
+    """Open the persona list; switch to the one picked."""
+    from agent.tui.screens import PersonaScreen
+
+    if not app.personas:
+        app.notify("Personas are still loading.", severity="warning")
+        return
+    current = glue.persona_name(app.runtime) if app.runtime else None
+
+    def chosen(name: str | None) -> None:
+        if name and name != current:
+            app.run_worker(switch_persona(app, name), group="runtime", exclusive=True)
+
+    app.push_screen(PersonaScreen(app.personas, current), callback=chosen)
+
+
+async def switch_persona(app: Any, name: str) -> None:
+    """Switch to persona `name` (a clear message when it does not exist)."""
+    if app.personas and name not in app.personas:
+        known = ", ".join(sorted(app.personas))
+        await app.chat.add(ErrorMessage(f"no persona named {name!r}; known: {known}"))
+        return
+    if app._busy():
+        app.notify("Wait for the turn to finish (or Esc) before switching.", severity="warning")
+        return
+    runtime = await _ready_runtime(app)
+    if runtime is None:
+        return
+    try:
+        app.runtime = await glue.switch_persona(runtime, app.runtime_factory, app.settings, name)
+    except Exception as exc:  # e.g. a persona file with a bad field: say which
+        from agent.tui.turn import readable_error
+
+        await app.chat.add(ErrorMessage(f"could not switch persona: {readable_error(exc)}"))
+        return
+    app._refresh_header()
+    await app.chat.add(NoticeMessage(f"persona: {glue.persona_name(app.runtime)}", kind="persona"))
+
+
+async def new_chat(app: Any) -> None:
+    """A fresh session: clears the chat and starts a new transcript session."""
+    if app._busy():
+        app.turn_worker.cancel()
+    runtime = await _ready_runtime(app)
+    if runtime is None:
+        return
+    try:
+        app.runtime = await glue.new_session(runtime, app.runtime_factory, app.settings)
+    except Exception as exc:
+        from agent.tui.turn import readable_error
+
+        await app.chat.add(ErrorMessage(f"could not start a new chat: {readable_error(exc)}"))
+        return
+    await app.chat.clear()
+    app._refresh_header()
+    await app.chat.add(NoticeMessage("new chat", kind="persona"))
+
+
+async def export(app: Any, fmt: str) -> None:
+    """Export this session's transcript and say where it went."""
+    runtime = await _ready_runtime(app)
+    if runtime is None:
+        return
+    try:
+        path = await glue.export(runtime, fmt)
+    except Exception as exc:  # TranscriptError, OSError, "logging is off"...
+        from agent.tui.turn import readable_error
+
+        message = str(exc) if isinstance(exc, ValueError) else readable_error(exc)
+        await app.chat.add(ErrorMessage(f"export failed: {message}"))
+        return
+    app.notify(f"transcript exported to {path}")
+    await app.chat.add(NoticeMessage(f"transcript exported to {path}", kind="export"))
+
+
+async def show_webhook(app: Any, notice: Any) -> None:
+    """A webhook/trigger notice: into the jobs panel and the chat."""
+    rid = getattr(notice, "request_id", "") or ""
+    status = str(getattr(notice, "status", "") or "")
+    kind = str(getattr(notice, "kind", "") or "event")
+    endpoint = str(getattr(notice, "endpoint_id", "") or "")
+    data = getattr(notice, "data", None) or {}
+    if rid:
+        payload = data.get("payload") if isinstance(data, dict) else None
+        if payload is not None and status.upper() in ("OK", "COMPLETED"):
+            from agent.tui.turn import result_summary
+
+            await app.jobs.set_result(rid, endpoint, payload, result_summary(payload, "webhook result"))
+        elif status.upper() == "ERROR":
+            await app.jobs.set_result(rid, endpoint, None, "failed (webhook)", error=True)
+        else:
+            await app.jobs.update_job(JobUpdate(rid, endpoint, status or kind.upper()))
+    detail = getattr(notice, "detail", "") or ""
+    text = f"webhook {kind}: {endpoint or '?'} {rid} {status}".strip()
+    await app.chat.add(NoticeMessage(text + (f" · {detail}" if detail else ""), kind="webhook"))

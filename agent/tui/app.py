@@ -1,0 +1,308 @@
+"""`fal-persona` with no arguments: the chat TUI.
+
+Start-up paints the chat and a usable prompt first; the runtime (LangChain, the sandbox, the
+model) is built in a worker after the first refresh. Module-level imports stay Textual-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import Footer
+
+from agent.tui import runtime_glue as glue
+from agent.tui.chat import AnswerMessage, ChatView, ErrorMessage, NoticeMessage, UserMessage
+from agent.tui.commands import help_markdown, parse_slash, welcome_markdown
+from agent.tui.header import StatusHeader
+from agent.tui.history import InputHistory
+from agent.tui.jobs import JobsPanel
+from agent.tui.keys import DEFAULT_KEYS
+from agent.tui.palette import FalCommands
+from agent.tui.prompt import PromptInput
+
+WELCOME_MODE = "With no keys set, it runs against a local fal.ai sandbox and the offline planner."
+
+
+class FalPersonaApp(App):
+    """The chat app. `runtime_factory(settings, persona_name)` builds the runtime (sync or async);
+    tests pass a fake. `keys` overrides bindings (default: the config file's `[keys]`)."""
+
+    @dataclass
+    class WebhookNotice(Message):
+        """A webhook/trigger notice from the listener's thread (a TriggerNotice)."""
+
+        notice: Any
+
+    CSS_PATH = "app.tcss"
+    TITLE = "fal-persona"
+    COMMANDS = App.COMMANDS | {FalCommands}
+    BINDINGS = [
+        Binding(DEFAULT_KEYS["cancel"], "cancel_turn", "Cancel turn", id="cancel"),
+        Binding(DEFAULT_KEYS["clear"], "clear_chat", "Clear", id="clear"),
+        Binding(DEFAULT_KEYS["persona"], "switch_persona", "Persona", id="persona"),
+        Binding(DEFAULT_KEYS["transcript"], "browse_transcript", "Transcript", id="transcript"),
+        Binding(DEFAULT_KEYS["jobs"], "toggle_jobs", "Jobs", id="jobs"),
+        Binding(DEFAULT_KEYS["export"], "export('md')", "Export", id="export"),
+    ]
+
+    def __init__(self, *, runtime_factory: Callable[..., Any] | None = None, settings: Any = None,
+                 persona: str | None = None, user: str | None = None, no_log: bool = False,
+                 keys: dict[str, str] | None = None, history_path: Path | None = None,
+                 clock: Callable[[], float] = time.monotonic, max_mounted: int = 120,
+                 personas_loader: Callable[[], dict[str, Any]] | None = None) -> None:
+        super().__init__()
+        self.runtime_factory = runtime_factory or glue.default_factory
+        self.settings = settings
+        self.start_persona, self.user, self.no_log = persona, user, no_log
+        self.keys = keys
+        self.history_path = history_path
+        self.clock = clock
+        self.max_mounted = max_mounted
+        self.personas_loader = personas_loader
+        self.personas: dict[str, Any] = {}
+        self.runtime: Any = None
+        self.runtime_error: str | None = None
+        self.ready = asyncio.Event()
+        self.turn_worker: Any = None
+        self.first_paint_at: float | None = None
+
+    # -- layout -----------------------------------------------------------------------------
+    def compose(self):
+        if self.keys is None:
+            from agent.tui.keys import load_keys
+
+            self.keys = load_keys()
+        if self.history_path is None:
+            from agent.locations import input_history
+
+            self.history_path = input_history()
+        yield StatusHeader(id="header")
+        with Horizontal(id="main"):
+            yield ChatView(max_mounted=self.max_mounted, id="chat")
+            yield JobsPanel(clock=self.clock, id="jobs")
+        yield PromptInput(InputHistory(self.history_path), self.keys, id="prompt",
+                          placeholder="Type a request, or /help. Enter sends, ctrl+j adds a line.")
+        yield Footer()
+
+    @property
+    def chat(self) -> ChatView:
+        return self.query_one(ChatView)
+
+    @property
+    def jobs(self) -> JobsPanel:
+        return self.query_one(JobsPanel)
+
+    @property
+    def header(self) -> StatusHeader:
+        return self.query_one(StatusHeader)
+
+    @property
+    def runner(self) -> Any:
+        return self.runtime.runner if self.runtime is not None else None
+
+    async def on_mount(self) -> None:
+        self.set_keymap({k: v for k, v in (self.keys or {}).items() if v})
+        self.query_one(PromptInput).focus()
+        await self.chat.add(AnswerMessage(welcome_markdown(WELCOME_MODE)))
+        self.call_after_refresh(self._first_paint)
+
+    def _first_paint(self) -> None:
+        self.first_paint_at = time.perf_counter()
+        self.load_runtime()
+
+    # -- runtime ----------------------------------------------------------------------------
+    @work(exclusive=True, group="runtime")
+    async def load_runtime(self) -> None:
+        """Build settings, personas and the runtime off the first paint's critical path."""
+        try:
+            if self.settings is None:
+                self.settings = await asyncio.to_thread(glue.default_settings, self.user, self.no_log)
+            self.runtime = await glue.build(self.runtime_factory, self.settings, self.start_persona)
+        except Exception as exc:  # shown in the chat; the app stays usable for /help etc.
+            self.runtime_error = glue_error(exc)
+            await self.chat.add(ErrorMessage(f"could not start the agent: {self.runtime_error}"))
+            self.header.mode = "not started"
+            self.ready.set()
+            return
+        self._refresh_header()
+        await self.chat.add(NoticeMessage(glue.mode_notice(self.runtime, self.settings), kind="mode"))
+        self._subscribe_webhooks()
+        self.ready.set()
+        await self._load_personas()
+
+    async def _load_personas(self) -> None:
+        try:
+            if self.personas_loader is not None:
+                self.personas = await glue.maybe_await(self.personas_loader())
+            else:
+                self.personas = getattr(self.runtime, "personas", None) or await asyncio.to_thread(_load_personas)
+        except Exception as exc:  # a bad persona file names itself in the message
+            await self.chat.add(ErrorMessage(f"personas: {glue_error(exc)}"))
+
+    def _refresh_header(self) -> None:
+        header, rt = self.header, self.runtime
+        if rt is None:
+            return
+        header.persona = glue.persona_name(rt)
+        header.model = glue.model_name(rt)
+        header.mode = glue.mode_label(rt, self.settings)
+        header.spent = float(getattr(rt.runner, "spent_usd", 0.0) or 0.0)
+        header.budget_left = getattr(rt.runner, "budget_left_usd", None)
+
+    def _subscribe_webhooks(self) -> None:
+        listener = getattr(self.runtime, "listener", None)
+        if listener is not None and callable(getattr(listener, "subscribe", None)):
+            self._unsubscribe = listener.subscribe(
+                lambda notice: self.call_from_thread(self.post_message, self.WebhookNotice(notice)))
+
+    async def on_unmount(self) -> None:
+        unsubscribe = getattr(self, "_unsubscribe", None)
+        if unsubscribe:
+            unsubscribe()
+        if self.runtime is not None:
+            await glue.close(self.runtime)
+
+    # -- sending ----------------------------------------------------------------------------
+    @on(PromptInput.Submitted)
+    async def _submitted(self, event: PromptInput.Submitted) -> None:
+        text = event.text
+        if text.startswith("/"):
+            await self._slash(text)
+            return
+        if self._busy():
+            self.notify("A turn is running; Esc cancels it.", severity="warning")
+            return
+        await self.chat.add(UserMessage(text))
+        self.turn_worker = self.run_events(text)
+
+    def _busy(self) -> bool:
+        return self.turn_worker is not None and not self.turn_worker.is_finished
+
+    async def _slash(self, text: str) -> None:
+        from agent.tui.actions import run_slash
+
+        await run_slash(self, parse_slash(text), text)
+
+    @work(group="turn")
+    async def run_events(self, text: str, tool: str | None = None, args: dict | None = None) -> None:
+        """One turn (or a direct tool call): stream the runner's events into the chat."""
+        from agent.tui.turn import TurnRenderer, readable_error
+
+        await self.ready.wait()
+        if self.runtime is None:
+            await self.chat.add(ErrorMessage(f"the agent is not running: {self.runtime_error}"))
+            return
+        renderer = TurnRenderer(self.chat, self.jobs)
+        self.header.busy = True
+        try:
+            runner = self.runtime.runner
+            stream = (runner.run_tool(tool, args or {}, self.approve) if tool
+                      else runner.run_turn(text, self.approve))
+            async for ev in stream:
+                await renderer.handle(ev)
+                self._refresh_header()
+        except asyncio.CancelledError:
+            await renderer.cancelled()
+            raise
+        except Exception as exc:  # readable message, never a traceback
+            await self.chat.add(ErrorMessage(readable_error(exc)))
+        finally:
+            self.header.busy = False
+            self._refresh_header()
+
+    async def approve(self, request: Any) -> Any:
+        """The runner's approver: opens the approval modal and waits for the decision."""
+        from agent.tui.screens import ApprovalScreen
+
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        screen = ApprovalScreen(request)
+        self.push_screen(screen, callback=lambda d: future.done() or future.set_result(d))
+        try:
+            decision = await future
+        except asyncio.CancelledError:
+            if screen.is_attached and self.screen is screen:
+                self.pop_screen()
+            raise
+        verb = {"approve": "approved", "edit": "approved with edited arguments", "reject": "rejected"}
+        await self.chat.add(NoticeMessage(f"{verb[decision.action]}: {request.name}", kind=decision.action))
+        return decision
+
+    # -- actions ----------------------------------------------------------------------------
+    def action_cancel_turn(self) -> None:
+        if self._busy():
+            self.turn_worker.cancel()
+        else:
+            self.notify("Nothing is running.", timeout=2)
+
+    async def action_clear_chat(self) -> None:
+        await self.chat.clear()
+
+    def action_toggle_jobs(self) -> None:
+        self.jobs.display = not self.jobs.display
+
+    def action_toggle_theme(self) -> None:
+        self.theme = "textual-light" if self.theme != "textual-light" else "textual-dark"
+
+    async def action_new_chat(self) -> None:
+        from agent.tui.actions import new_chat
+
+        await new_chat(self)
+
+    async def action_switch_persona(self) -> None:
+        from agent.tui.actions import pick_persona
+
+        await pick_persona(self)
+
+    async def switch_persona(self, name: str) -> None:
+        from agent.tui.actions import switch_persona
+
+        await switch_persona(self, name)
+
+    async def action_export(self, fmt: str = "md") -> None:
+        from agent.tui.actions import export
+
+        await export(self, fmt)
+
+    def action_browse_transcript(self) -> None:
+        from agent.tui.screens import TranscriptBrowser
+
+        self.push_screen(TranscriptBrowser(glue.transcript_of(self.runtime) if self.runtime else None))
+
+    @on(WebhookNotice)
+    async def _webhook(self, message: WebhookNotice) -> None:
+        from agent.tui.actions import show_webhook
+
+        await show_webhook(self, message.notice)
+
+
+def glue_error(exc: BaseException) -> str:
+    from agent.tui.turn import readable_error
+
+    return readable_error(exc)
+
+
+def _load_personas() -> dict[str, Any]:
+    from agent.personas import load_personas
+
+    return load_personas()
+
+
+def run(args: Any) -> int:
+    """The `fal-persona` (no subcommand) handler."""
+    from agent.tui.graphics import preload_graphics
+
+    preload_graphics()
+    app = FalPersonaApp(persona=getattr(args, "persona", None), user=getattr(args, "user", None),
+                        no_log=bool(getattr(args, "no_log", False)))
+    app.run()
+    return int(app.return_code or 0)

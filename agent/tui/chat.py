@@ -1,0 +1,104 @@
+"""The chat log: message widgets and a scroll view that keeps only the newest ones mounted."""
+
+from __future__ import annotations
+
+from textual.containers import VerticalScroll
+from textual.widget import Widget
+from textual.widgets import Markdown, Static
+
+DEFAULT_MAX_MOUNTED = 120
+
+
+class UserMessage(Static):
+    """What the user sent (shown verbatim, never as markup)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text, markup=False, classes="message user")
+
+
+class NoticeMessage(Static):
+    """A system notice: mode, persona switches, webhook arrivals, cancellations."""
+
+    def __init__(self, text: str, *, kind: str = "info") -> None:
+        super().__init__(text, markup=False, classes=f"message notice {kind}")
+
+
+class ErrorMessage(Static):
+    """A readable error; the text has already been stripped of secrets by the runner."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(f"⚠ {text}", markup=False, classes="message error")
+
+
+class AnswerMessage(Markdown):
+    """The assistant's answer, streamed in as Markdown fragments."""
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__(text, classes="message answer")
+        self._stream = None
+        self.text = text
+
+    async def stream(self, fragment: str) -> None:
+        """Add streamed text; MarkdownStream batches re-renders when tokens arrive fast."""
+        self.text += fragment
+        if self._stream is None:
+            self._stream = Markdown.get_stream(self)
+        await self._stream.write(fragment)
+
+    async def finish(self) -> None:
+        """Flush and stop the stream."""
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            await stream.stop()
+
+
+class EarlierMessages(Static):
+    """Stands in for messages unmounted to keep long sessions fast."""
+
+    def __init__(self) -> None:
+        super().__init__("", classes="earlier")
+        self.display = False
+
+
+class ChatView(VerticalScroll):
+    """The conversation. Only the newest `max_mounted` messages stay mounted; older ones are
+    counted in a one-line placeholder (the transcript keeps them all), so a 2,000-message
+    session scrolls and lays out like a short one."""
+
+    def __init__(self, max_mounted: int = DEFAULT_MAX_MOUNTED, **kw) -> None:
+        super().__init__(**kw)
+        self.max_mounted = max_mounted
+        self.folded = 0
+        self._earlier = EarlierMessages()
+
+    def compose(self):
+        yield self._earlier
+
+    def on_mount(self) -> None:
+        self.anchor()
+
+    @property
+    def messages(self) -> list[Widget]:
+        """The mounted message widgets, oldest first."""
+        return [w for w in self.children if w is not self._earlier]
+
+    async def add(self, widget: Widget) -> Widget:
+        """Mount a message at the bottom and fold the oldest away past the cap."""
+        await self.mount(widget)
+        extra = len(self.children) - 1 - self.max_mounted
+        if extra > 0:
+            old = self.messages[:extra]
+            self.folded += len(old)
+            await self.remove_children(old)
+            self._earlier.update(
+                f"▲ {self.folded:,} earlier messages folded away "
+                "(the transcript keeps them: ctrl+t to browse)"
+            )
+            self._earlier.display = True
+        return widget
+
+    async def clear(self) -> None:
+        """Remove every message."""
+        await self.remove_children(self.messages)
+        self.folded = 0
+        self._earlier.display = False

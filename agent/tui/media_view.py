@@ -1,0 +1,113 @@
+"""Inline media: a preview (graphics protocol or half-blocks) with Save and Open buttons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Static
+
+from agent.media import MediaError, MediaRef
+
+PREVIEW_WIDTH = 48
+
+
+def graphics_image_class() -> Any:
+    """textual-image's widget when the app was started with graphics support, else None."""
+    import sys
+
+    module = sys.modules.get("textual_image.widget")
+    return getattr(module, "Image", None) if module else None
+
+
+class MediaPreview(Vertical):
+    """One media file from a result. Downloads in a worker; never blocks the chat."""
+
+    def __init__(self, ref: MediaRef, *, stem: str = "") -> None:
+        super().__init__(classes="media")
+        self.ref, self.stem = ref, stem
+        self.data: bytes | None = None
+        self.saved_path: Path | None = None
+
+    def compose(self):
+        kind = "image" if self.ref.is_image else (self.ref.content_type or "file")
+        size = f" {self.ref.width}×{self.ref.height}" if self.ref.width and self.ref.height else ""
+        label = self.ref.url if not self.ref.url.startswith("data:") else "inline data"
+        yield Static(f"🖼 {kind}{size} · {label[:80]}", markup=False, classes="media-title")
+        yield Static("loading preview…", classes="media-body")
+        with Horizontal(classes="media-actions"):
+            yield Button("Save", id="save-media", compact=True)
+            yield Button("Open", id="open-media", compact=True)
+
+    def on_mount(self) -> None:
+        if self.ref.is_image:
+            self.load()
+        else:
+            self.query_one(".media-body", Static).update("(no preview for this type)")
+
+    @work(exclusive=True, group="media-load")
+    async def load(self) -> None:
+        """Download and render the preview."""
+        from agent.media import download
+
+        body = self.query_one(".media-body", Static)
+        try:
+            self.data, _ = await download(self.ref.url, timeout_s=30)
+            await self._show(self.data)
+        except MediaError as exc:
+            body.update(f"preview unavailable: {exc}")
+        except Exception as exc:  # a corrupt image must not take the chat down
+            body.update(f"preview unavailable: {type(exc).__name__}")
+
+    async def _show(self, data: bytes) -> None:
+        body = self.query_one(".media-body", Static)
+        graphics = graphics_image_class()
+        if graphics is not None:
+            from io import BytesIO
+
+            from PIL import Image as PILImage
+
+            widget = graphics(PILImage.open(BytesIO(data)), classes="media-graphic")
+            await self.mount(widget, after=body)
+            await body.remove()
+            return
+        from agent.tui.halfblock import HalfBlockImage
+
+        body.update(HalfBlockImage.from_bytes(data, width=PREVIEW_WIDTH))
+
+    async def save(self) -> Path:
+        """Save to the media folder (reusing downloaded bytes)."""
+        from agent.media import _extension, save_bytes, save_media
+        from agent.locations import media_dir
+
+        if self.data is not None:
+            ext = _extension(self.ref.url, self.ref.content_type)
+            self.saved_path = save_bytes(self.data, media_dir(), self.stem or "media", ext)
+        else:
+            self.saved_path = await save_media(self.ref, stem=self.stem)
+        return self.saved_path
+
+    @on(Button.Pressed, "#save-media")
+    async def _save_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        try:
+            path = await self.save()
+        except (MediaError, OSError) as exc:
+            self.app.notify(f"could not save: {exc}", severity="error")
+            return
+        self.app.notify(f"saved to {path}")
+
+    @on(Button.Pressed, "#open-media")
+    async def _open_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        from agent.media import open_in_viewer
+
+        try:
+            path = self.saved_path or await self.save()
+        except (MediaError, OSError) as exc:
+            self.app.notify(f"could not open: {exc}", severity="error")
+            return
+        problem = open_in_viewer(path)
+        self.app.notify(problem or f"opened {path.name}", severity="warning" if problem else "information")

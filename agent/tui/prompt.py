@@ -1,0 +1,69 @@
+"""The prompt: a TextArea that sends on Enter, adds a newline on ctrl+j, walks history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import events
+from textual.message import Message
+from textual.widgets import TextArea
+
+from agent.tui.history import InputHistory
+from agent.tui.keys import DEFAULT_KEYS, key_set
+
+
+class PromptInput(TextArea):
+    """Multi-line input. Key choices come from the `[keys]` config (send, newline, history)."""
+
+    @dataclass
+    class Submitted(Message):
+        """The user sent `text` (already stripped; never empty)."""
+
+        text: str
+
+    def __init__(self, history: InputHistory | None = None, keys: dict[str, str] | None = None,
+                 **kw) -> None:
+        super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus", **kw)
+        keys = keys or DEFAULT_KEYS
+        self.input_history = history or InputHistory(None)
+        self.send_keys = key_set(keys["send"])
+        self.newline_keys = key_set(keys["newline"])
+        self.prev_keys = key_set(keys["history_prev"])
+        self.next_keys = key_set(keys["history_next"])
+
+    def _set_text(self, text: str) -> None:
+        self.text = text
+        self.move_cursor(self.document.end)
+
+    async def _on_key(self, event: events.Key) -> None:
+        key = event.key
+        if key in self.send_keys:
+            event.stop()
+            event.prevent_default()
+            text = self.text.strip()
+            if text:
+                self.input_history.add(text)
+                self.clear()
+                self.post_message(self.Submitted(text))
+            return
+        if key in self.newline_keys:
+            event.stop()
+            event.prevent_default()
+            self.insert("\n")
+            return
+        row = self.cursor_location[0]
+        if key in self.prev_keys and row == 0:
+            entry = self.input_history.prev(self.text)
+            event.stop()
+            event.prevent_default()
+            if entry is not None:
+                self._set_text(entry)
+            return
+        if key in self.next_keys and row >= self.document.line_count - 1:
+            entry = self.input_history.next()
+            event.stop()
+            event.prevent_default()
+            if entry is not None:
+                self._set_text(entry)
+            return
+        await super()._on_key(event)

@@ -1,0 +1,138 @@
+"""The app's side of the runtime seam: building it, reading it, switching personas, export.
+
+Everything here tolerates a runtime that lacks optional attributes, so the fake in the tests
+and the real `agent.runtime.Runtime` can both drive the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from pathlib import Path
+from typing import Any
+
+
+async def maybe_await(value: Any) -> Any:
+    """Await `value` when it is awaitable."""
+    return await value if inspect.isawaitable(value) else value
+
+
+async def build(factory: Any, settings: Any, persona: str | None) -> Any:
+    """Call the (sync or async) factory; sync ones run in a thread so the UI keeps painting."""
+    if inspect.iscoroutinefunction(factory):
+        return await factory(settings, persona)
+    return await maybe_await(await asyncio.to_thread(factory, settings, persona))
+
+
+def default_factory(settings: Any, persona: str | None) -> Any:
+    """The real runtime (imported here, after the first paint: it pulls in LangChain)."""
+    from agent.runtime import build_runtime
+
+    return build_runtime(settings, persona_name=persona)
+
+
+def default_settings(user: str | None, no_log: bool) -> Any:
+    """Settings from the environment, with the command line's --user/--no-log on top."""
+    from agent.settings import Settings
+
+    overrides: dict[str, Any] = {}
+    if user:
+        overrides["user"] = user
+    if no_log:
+        overrides["no_log"] = True
+    return Settings(**overrides)
+
+
+def persona_name(runtime: Any) -> str:
+    persona = getattr(runtime.runner, "persona", None) or getattr(runtime, "persona", None)
+    return str(getattr(persona, "name", persona) or "?")
+
+
+def model_name(runtime: Any) -> str:
+    return str(getattr(runtime, "model_name", None) or getattr(runtime.runner, "model_name", "?"))
+
+
+def transcript_of(runtime: Any) -> Any:
+    return getattr(runtime, "transcript", None)
+
+
+def mode_label(runtime: Any, settings: Any) -> str:
+    """`sandbox (no keys) + offline planner` / `live`."""
+    mode = str(getattr(runtime, "mode", "") or "?")
+    offline = getattr(settings, "uses_offline_planner", None)
+    if offline is None:
+        offline = "offline" in model_name(runtime).lower()
+    label = "sandbox (no FAL_KEY)" if mode == "sandbox" else mode
+    return label + (" + offline planner" if offline else "")
+
+
+def mode_notice(runtime: Any, settings: Any) -> str:
+    """The chat notice that says what is real and what is emulated."""
+    parts = []
+    if getattr(runtime, "mode", "") == "sandbox":
+        url = getattr(getattr(runtime, "sandbox", None), "url", "")
+        parts.append("No FAL_KEY is set, so the local fal.ai sandbox is running"
+                     + (f" at {url}" if url else "") + ": nothing is billed.")
+    else:
+        parts.append("Live: requests go to fal.ai and may cost money (you approve each spend).")
+    if getattr(settings, "uses_offline_planner", False) or "offline" in model_name(runtime).lower():
+        parts.append("No OPENAI_API_KEY, so the offline planner answers: it understands the commands "
+                     "in the welcome above.")
+    return " ".join(parts)
+
+
+async def switch_persona(runtime: Any, factory: Any, settings: Any, name: str) -> Any:
+    """The runtime for persona `name`: switched in place when the runtime can, else rebuilt."""
+    switch = getattr(runtime, "switch_persona", None)
+    if callable(switch):
+        await maybe_await(switch(name))
+        return runtime
+    await close(runtime)
+    return await build(factory, settings, name)
+
+
+async def new_session(runtime: Any, factory: Any, settings: Any) -> Any:
+    """A fresh conversation with the same persona."""
+    fresh = getattr(runtime, "new_session", None)
+    if callable(fresh):
+        await maybe_await(fresh())
+        return runtime
+    return await switch_persona(runtime, factory, settings, persona_name(runtime))
+
+
+async def close(runtime: Any) -> None:
+    """Close a runtime, never raising (it is on its way out)."""
+    closer = getattr(runtime, "aclose", None)
+    if callable(closer):
+        try:
+            await maybe_await(closer())
+        except Exception:  # noqa: BLE001 - shutting down; nothing useful to do with it
+            pass
+
+
+def export_path(session_id: str, fmt: str, when: float | None = None) -> Path:
+    """Where an export goes: `<data dir>/exports/transcript-<session>-<time>.<fmt>`."""
+    from agent.locations import home
+
+    folder = home() / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when or time.time()))
+    base = folder / f"transcript-{str(session_id)[:12]}-{stamp}.{fmt}"
+    n = 2
+    while base.exists():
+        base = folder / f"transcript-{str(session_id)[:12]}-{stamp}-{n}.{fmt}"
+        n += 1
+    return base
+
+
+async def export(runtime: Any, fmt: str) -> Path:
+    """Write this session's transcript to a file; ValueError with a reason when impossible."""
+    transcript = transcript_of(runtime)
+    if transcript is None or getattr(transcript, "enabled", True) is False:
+        raise ValueError("the transcript is off (--no-log or `logs off`), so there is nothing to export")
+    session_id = getattr(runtime.runner, "session_id", None)
+    text = await asyncio.to_thread(transcript.export, session_id, fmt)
+    path = export_path(session_id or "all", fmt)
+    await asyncio.to_thread(path.write_text, text, "utf-8")
+    return path

@@ -1,0 +1,150 @@
+"""Turns runner events into chat widgets and job updates, for one turn or slash command."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent.events import ApprovalRequest, ErrorEvent, Token, ToolEnd, ToolProgress, ToolStart, TurnEnd
+from agent.tui.chat import AnswerMessage, ChatView, ErrorMessage, NoticeMessage
+from agent.tui.jobs import JobsPanel
+from agent.tui.progress import JobUpdate, job_update, log_messages
+from agent.tui.toolcard import ToolCard, summarize
+
+JOB_TOOLS = {"submit_queue_request", "get_queue_status", "stream_queue_status",
+             "get_queue_result", "cancel_queue_request"}
+MEDIA_TOOLS = {"get_queue_result", "stream_queue_status"}
+
+
+def as_data(value: Any) -> Any:
+    """A pydantic model as a dict; anything else unchanged."""
+    dump = getattr(value, "model_dump", None)
+    return dump(mode="json") if callable(dump) else value
+
+
+def readable_error(exc: BaseException) -> str:
+    """A one-line, secret-free description of an unexpected exception."""
+    from agent.redact import redact_text
+
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return redact_text(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+
+
+def progress_text(data: dict[str, Any]) -> str:
+    """What a status update says, in one short line."""
+    status = str(data.get("status") or "update")
+    if isinstance(data.get("queue_position"), int):
+        return f"{status} · queue position {data['queue_position']}"
+    logs = log_messages(data)
+    return f"{status} · {logs[-1][:80]}" if logs else status
+
+
+def result_summary(result: Any, content: str) -> str:
+    """`2 images`, else the first line of what the tool said."""
+    from agent.media import find_media
+
+    media = find_media(result)
+    if media:
+        images = sum(1 for m in media if m.is_image)
+        if images == len(media):
+            return f"{images} image{'s' if images != 1 else ''}"
+        return f"{len(media)} file{'s' if len(media) != 1 else ''}"
+    return summarize(content, 60)
+
+
+class TurnRenderer:
+    """Keeps the per-turn state: the answer being streamed and the tool cards by call id."""
+
+    def __init__(self, chat: ChatView, jobs: JobsPanel) -> None:
+        self.chat, self.jobs = chat, jobs
+        self.answer: AnswerMessage | None = None
+        self.streamed = ""
+        self.cards: dict[str, ToolCard] = {}
+
+    async def handle(self, event: Any) -> None:
+        """Render one event."""
+        if isinstance(event, Token):
+            if self.answer is None:
+                self.answer = await self.chat.add(AnswerMessage())
+            self.streamed += event.text
+            await self.answer.stream(event.text)
+        elif isinstance(event, ToolStart):
+            await self._close_answer()
+            card = ToolCard(event.call_id, event.name, event.args, event.kind)
+            self.cards[event.call_id] = card
+            await self.chat.add(card)
+            rid = event.args.get("request_id")
+            if event.name in JOB_TOOLS and isinstance(rid, str) and rid:
+                await self.jobs.row_for(rid, str(event.args.get("endpoint_id") or ""))
+        elif isinstance(event, ToolProgress):
+            await self._progress(event)
+        elif isinstance(event, ToolEnd):
+            await self._tool_end(event)
+        elif isinstance(event, ApprovalRequest):
+            pass  # the approver callback opens the modal; the stream copy is informational
+        elif isinstance(event, ErrorEvent):
+            await self._close_answer()
+            await self.chat.add(ErrorMessage(event.message))
+        elif isinstance(event, TurnEnd):
+            await self._close_answer()
+            if event.cancelled:
+                await self.chat.add(NoticeMessage("cancelled", kind="cancelled"))
+            elif event.answer.strip() and not self.streamed.strip():
+                await self.chat.add(AnswerMessage(event.answer))
+
+    async def _close_answer(self) -> None:
+        if self.answer is not None:
+            await self.answer.finish()
+            self.answer = None
+
+    async def _progress(self, event: ToolProgress) -> None:
+        data = as_data(event.data) if isinstance(as_data(event.data), dict) else {}
+        card = self.cards.get(event.call_id)
+        if card is not None:
+            card.progress(progress_text(data))
+        update = job_update(data, card.args if card else None)
+        if update is not None:
+            await self.jobs.update_job(update)
+
+    async def _tool_end(self, event: ToolEnd) -> None:
+        card = self.cards.get(event.call_id)
+        artifact = as_data(event.artifact)
+        if card is not None:
+            card.finish(event.content, artifact, event.error, event.duration_s)
+        args = card.args if card is not None else {}
+        if event.name not in JOB_TOOLS:
+            return
+        data = artifact if isinstance(artifact, dict) else {}
+        rid = data.get("request_id") or args.get("request_id")
+        endpoint = str(args.get("endpoint_id") or data.get("endpoint_id") or "")
+        if not isinstance(rid, str) or not rid:
+            return
+        if event.error:
+            await self.jobs.set_result(rid, endpoint, None, summarize(event.content, 60), error=True)
+        elif event.name == "get_queue_result":
+            await self.jobs.set_result(rid, endpoint, artifact, result_summary(artifact, event.content))
+        elif event.name == "cancel_queue_request":
+            await self.jobs.update_job(JobUpdate(rid, endpoint, str(data.get("status") or "CANCELLED")))
+        else:
+            update = job_update({**data, "request_id": rid}, args)
+            if event.name == "submit_queue_request" and update and not update.status:
+                update = JobUpdate(rid, endpoint, "IN_QUEUE", update.queue_position)
+            if update is not None:
+                await self.jobs.update_job(update)
+        if event.name in MEDIA_TOOLS and not event.error:
+            await self._media(artifact, endpoint, rid)
+
+    async def _media(self, result: Any, endpoint: str, rid: str) -> None:
+        from agent.media import find_media
+        from agent.tui.media_view import MediaPreview
+
+        for i, ref in enumerate(find_media(result, limit=4)):
+            stem = f"{endpoint.replace('/', '-')}-{rid[:8]}" + (f"-{i + 1}" if i else "")
+            await self.chat.add(MediaPreview(ref, stem=stem))
+
+    async def cancelled(self) -> None:
+        """The turn's worker was cancelled (Esc): close what is open and say so."""
+        await self._close_answer()
+        for card in self.cards.values():
+            if not card.done:
+                card.finish("cancelled", None, True, 0.0)
+        await self.chat.add(NoticeMessage("cancelled", kind="cancelled"))

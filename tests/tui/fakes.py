@@ -1,0 +1,199 @@
+"""A fake runtime that follows docs/contracts.md: scripted events, a real approver round-trip.
+
+Commands it understands (a tiny version of the offline planner's grammar):
+  search Q | price E | submit E prompt "..." | slow | boom | anything else (echo)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.events import (ApprovalRequest, Decision, ErrorEvent, Token, ToolEnd, ToolProgress,
+                          ToolStart, TurnEnd)
+
+
+def png_data_url(size: int = 16) -> str:
+    """A small gradient PNG as a data: URL."""
+    from PIL import Image
+
+    img = Image.new("RGB", (size, size))
+    img.putdata([(x * 16 % 256, y * 16 % 256, 128) for y in range(size) for x in range(size)])
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+@dataclass(frozen=True)
+class FakePersona:
+    name: str
+    description: str = ""
+
+
+PERSONAS = {"producer": FakePersona("producer", "makes media"),
+            "analyst": FakePersona("analyst", "reads prices, never spends")}
+
+
+class FakeTranscript:
+    """Records what the runner did; search and export over it."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.enabled = True
+
+    def add(self, session_id: str, kind: str, data: dict[str, Any]) -> None:
+        self.rows.append({"id": len(self.rows) + 1, "session_id": session_id, "ts": "2026-01-05T10:00:00",
+                          "kind": kind, "persona": "producer", "data": data})
+
+    def search(self, query: str, limit: int = 50) -> list[dict[str, Any]]:
+        q = query.lower().rstrip("*")
+        return [r for r in reversed(self.rows) if q in str(r["data"]).lower()][:limit]
+
+    def export(self, session_id: str | None = None, fmt: str = "jsonl") -> str:
+        import json
+
+        rows = [r for r in self.rows if session_id is None or r["session_id"] == session_id]
+        if fmt == "md":
+            return "\n".join(f"- **{r['kind']}** {r['data']}" for r in rows) + "\n"
+        return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+class FakeRunner:
+    """Yields scripted events; calls the approver for submits like the real runner does."""
+
+    def __init__(self, persona: FakePersona, transcript: FakeTranscript, session_id: str) -> None:
+        self.persona, self.transcript, self.session_id = persona, transcript, session_id
+        self.spent_usd = 0.0
+        self.budget_left_usd = 5.0
+        self.model_name = "offline-planner"
+        self.tool_calls: list[tuple[str, dict[str, Any]]] = []
+        self.decisions: list[Decision] = []
+        self.started = asyncio.Event()  # set when a `slow` turn is waiting
+        self.cancelled = False
+
+    async def run_turn(self, text: str, approver: Any):
+        self.transcript.add(self.session_id, "user_prompt", {"text": text})
+        words = text.split()
+        head = words[0].lower() if words else ""
+        if head == "search":
+            async for ev in self._tool("search_models", {"query": " ".join(words[1:])}):
+                yield ev
+            for piece in ["Found **2** models:", " `fal-ai/flux/dev`", " and `fal-ai/flux/schnell`."]:
+                yield Token(piece)
+            yield TurnEnd(answer="Found 2 models")
+        elif head == "submit":
+            async for ev in self._submit(words[1] if len(words) > 1 else "fal-ai/flux/dev", approver):
+                yield ev
+        elif head == "slow":
+            yield Token("Thinking")
+            self.started.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancelled = True
+                raise
+        elif head == "boom":
+            yield ErrorEvent("the model server answered 500; try again in a minute")
+            yield TurnEnd(answer="")
+        else:
+            yield Token(f"You said: {text}")
+            yield TurnEnd(answer=f"You said: {text}")
+
+    async def run_tool(self, name: str, args: dict[str, Any], approver: Any):
+        async for ev in self._tool(name, args):
+            yield ev
+        yield TurnEnd(answer="")
+
+    async def _tool(self, name: str, args: dict[str, Any], artifact: Any = None):
+        self.tool_calls.append((name, dict(args)))
+        cid = f"call-{len(self.tool_calls)}"
+        yield ToolStart(cid, name, args)
+        await asyncio.sleep(0)
+        artifact = artifact if artifact is not None else {"tool": name, "args": args, "ok": True}
+        self.transcript.add(self.session_id, "tool_result", {"name": name, "args": args})
+        yield ToolEnd(cid, name, f"{name} ok: {args}", artifact, False, 0.25)
+
+    async def _submit(self, endpoint: str, approver: Any):
+        args = {"endpoint_id": endpoint, "arguments": {"prompt": "a cat"}}
+        request = ApprovalRequest("call-sub", "submit_queue_request", args, "spend", 0.025, self.budget_left_usd)
+        yield request
+        decision = await approver(request)
+        self.decisions.append(decision)
+        if decision.action == "reject":
+            yield Token("Not submitted: you rejected it.")
+            yield TurnEnd(answer="Not submitted: you rejected it.")
+            return
+        if decision.action == "edit" and decision.args:
+            args = decision.args
+        self.tool_calls.append(("submit_queue_request", args))
+        yield ToolStart("call-sub", "submit_queue_request", args, "spend")
+        rid = "req-0001"
+        yield ToolEnd("call-sub", "submit_queue_request", f"Submitted {rid}",
+                      {"request_id": rid, "queue_position": 2, "status_url": "http://x/status"}, False, 0.1)
+        self.spent_usd += 0.025
+        self.budget_left_usd -= 0.025
+        wargs = {"endpoint_id": endpoint, "request_id": rid}
+        yield ToolStart("call-watch", "stream_queue_status", wargs)
+        for data in ({"status": "IN_QUEUE", "queue_position": 1, "logs": None},
+                     {"status": "IN_PROGRESS", "logs": [{"message": "step 3/28"}]},
+                     {"status": "IN_PROGRESS", "logs": [{"message": "step 28/28"}]}):
+            yield ToolProgress("call-watch", "stream_queue_status", {**data, "request_id": rid, "endpoint_id": endpoint})
+        yield ToolEnd("call-watch", "stream_queue_status", "COMPLETED",
+                      {"status": "COMPLETED", "request_id": rid, "logs": []}, False, 1.5)
+        result = {"images": [{"url": png_data_url(), "width": 16, "height": 16, "content_type": "image/png"}],
+                  "seed": 42}
+        yield ToolStart("call-res", "get_queue_result", wargs)
+        yield ToolEnd("call-res", "get_queue_result", "1 image", result, False, 0.2)
+        yield Token("Here is your image.")
+        yield TurnEnd(answer="Here is your image.", spent_usd=self.spent_usd)
+
+
+@dataclass
+class FakeRuntime:
+    """What the app reads from a runtime: runner, mode, model_name, transcript, personas."""
+
+    persona_name: str = "producer"
+    mode: str = "sandbox"
+    model_name: str = "offline-planner"
+    transcript: FakeTranscript = field(default_factory=FakeTranscript)
+    personas: dict[str, FakePersona] = field(default_factory=lambda: dict(PERSONAS))
+    closed: bool = False
+    sessions: int = 0
+
+    def __post_init__(self) -> None:
+        self.runner = self._runner(self.persona_name)
+
+    def _runner(self, name: str) -> FakeRunner:
+        self.sessions += 1
+        return FakeRunner(self.personas[name], self.transcript, f"session-{self.sessions}")
+
+    def switch_persona(self, name: str) -> None:
+        if name not in self.personas:
+            raise KeyError(f"no persona {name}")
+        self.runner = self._runner(name)
+
+    def new_session(self) -> None:
+        self.runner = self._runner(self.runner.persona.name)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class FakeFactory:
+    """A runtime factory that remembers the runtimes it built; `gate` delays the build."""
+
+    def __init__(self, gate: asyncio.Event | None = None, error: Exception | None = None) -> None:
+        self.built: list[FakeRuntime] = []
+        self.gate, self.error = gate, error
+
+    async def __call__(self, settings: Any, persona: str | None) -> FakeRuntime:
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.error is not None:
+            raise self.error
+        rt = FakeRuntime(persona_name=persona or "producer")
+        self.built.append(rt)
+        return rt
