@@ -107,14 +107,15 @@ class Clock:
 
     async def wait(self, deadline: float | None = None) -> None:
         """Return once `deadline` is reached or the clock changes, whichever comes first."""
-        timeout = None if deadline is None else self.real_seconds_until(deadline)
-        if timeout == 0.0:
-            return
         event = asyncio.Event()
         entry = (asyncio.get_running_loop(), event)
         with self._lock:
             self._waiters.add(entry)
+        # Registered before reading the clock, so an advance() in between cannot be missed.
+        timeout = None if deadline is None else self.real_seconds_until(deadline)
         try:
+            if timeout == 0.0:
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), timeout)
         finally:
