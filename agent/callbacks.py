@@ -41,6 +41,7 @@ class TurnCallbacks(AsyncCallbackHandler):
         self._tool_calls: dict[UUID, tuple[str, str]] = {}
         self._partial: dict[tuple[UUID, Any], dict[str, Any]] = {}
         self._raw_by_id: dict[str, dict[str, Any]] = {}
+        self._logged = 0
         self.usage: dict[str, int] = {}
 
     def raw_args(self, call_id: str | None) -> str | None:
@@ -57,8 +58,15 @@ class TurnCallbacks(AsyncCallbackHandler):
     async def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[BaseMessage]],
                                   *, run_id: UUID, **kwargs: Any) -> None:
         self._started[run_id] = time.perf_counter()
-        sent = [message_record(m) for m in (messages[0] if messages else [])]
-        self.log.record("model_request", {"model": self.model_name, "messages": sent})
+        sent = messages[0] if messages else []
+        # Each request resends the whole conversation; the session's rows already hold its
+        # prefix, so a row keeps only what is new (`offset` says where it starts). Reading the
+        # session's model_request rows in order rebuilds every request exactly.
+        offset = self._logged if 0 < self._logged <= len(sent) else 0
+        self._logged = len(sent)
+        self.log.record("model_request", {"model": self.model_name, "message_count": len(sent),
+                                          "offset": offset,
+                                          "messages": [message_record(m) for m in sent[offset:]]})
 
     async def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
         message = getattr(kwargs.get("chunk"), "message", None)
