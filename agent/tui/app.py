@@ -22,7 +22,7 @@ from textual.widgets import Footer
 
 from agent.tui import runtime_glue as glue
 from agent.tui.chat import AnswerMessage, ChatView, ErrorMessage, NoticeMessage, UserMessage
-from agent.tui.commands import help_markdown, parse_slash, welcome_markdown
+from agent.tui.commands import parse_slash, welcome_markdown
 from agent.tui.header import StatusHeader
 from agent.tui.history import InputHistory
 from agent.tui.jobs import JobsPanel
@@ -86,25 +86,31 @@ class FalPersonaApp(App):
             from agent.locations import input_history
 
             self.history_path = input_history()
-        yield StatusHeader(id="header")
+        # Kept as attributes: App.query_one searches the *active* screen, which is a modal
+        # while an approval is open.
+        self._header = StatusHeader(id="header")
+        self._chat = ChatView(max_mounted=self.max_mounted, id="chat")
+        self._jobs = JobsPanel(clock=self.clock, id="jobs")
+        self._prompt = PromptInput(InputHistory(self.history_path), self.keys, id="prompt",
+                                   placeholder="Type a request, or /help. Enter sends, ctrl+j adds a line.")
+        yield self._header
         with Horizontal(id="main"):
-            yield ChatView(max_mounted=self.max_mounted, id="chat")
-            yield JobsPanel(clock=self.clock, id="jobs")
-        yield PromptInput(InputHistory(self.history_path), self.keys, id="prompt",
-                          placeholder="Type a request, or /help. Enter sends, ctrl+j adds a line.")
+            yield self._chat
+            yield self._jobs
+        yield self._prompt
         yield Footer()
 
     @property
     def chat(self) -> ChatView:
-        return self.query_one(ChatView)
+        return self._chat
 
     @property
     def jobs(self) -> JobsPanel:
-        return self.query_one(JobsPanel)
+        return self._jobs
 
     @property
     def header(self) -> StatusHeader:
-        return self.query_one(StatusHeader)
+        return self._header
 
     @property
     def runner(self) -> Any:
@@ -112,7 +118,7 @@ class FalPersonaApp(App):
 
     async def on_mount(self) -> None:
         self.set_keymap({k: v for k, v in (self.keys or {}).items() if v})
-        self.query_one(PromptInput).focus()
+        self._prompt.focus()
         await self.chat.add(AnswerMessage(welcome_markdown(WELCOME_MODE)))
         self.call_after_refresh(self._first_paint)
 

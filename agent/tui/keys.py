@@ -13,7 +13,7 @@ DEFAULT_KEYS: dict[str, str] = {
     "persona": "ctrl+o",
     "transcript": "ctrl+t",
     "jobs": "ctrl+b",
-    "export": "ctrl+e",
+    "export": "ctrl+s",
     "history_prev": "up",
     "history_next": "down",
 }

@@ -19,7 +19,10 @@ def money(value: float | None) -> str:
     """`$0.25`, or `unknown`."""
     if value is None:
         return "unknown"
-    return f"${value:,.2f}" if value >= 0.01 or value == 0 else f"${value:.4f}"
+    if value >= 1 or value == 0:
+        return f"${value:,.2f}"
+    text = f"{value:.4f}".rstrip("0")
+    return "$" + (text + "0" if len(text.split(".")[1]) < 2 else text)
 
 
 def parse_args_json(text: str) -> dict[str, Any]:
@@ -37,7 +40,6 @@ class ApprovalScreen(ModalScreen[Decision]):
     """Asks before a spend or cancel: what will run, its arguments, the estimate, the budget."""
 
     BINDINGS = [
-        Binding("ctrl+a", "approve", "Approve", priority=True),
         Binding("escape", "reject", "Reject", priority=True),
     ]
 
@@ -107,6 +109,12 @@ class PersonaScreen(ModalScreen[str | None]):
         with Vertical(id="persona-box"):
             yield Label("Switch persona (Enter picks, Esc closes)")
             yield OptionList(*options, id="persona-list")
+
+    def on_mount(self) -> None:
+        names = sorted(self.personas)
+        option_list = self.query_one(OptionList)
+        option_list.highlighted = names.index(self.current) if self.current in names else 0
+        option_list.focus()
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
