@@ -5,14 +5,16 @@ FAL_PERSONA_WEBHOOK_BARE=1: read the body, answer 200, verify and store nothing)
 side by side in one run with the same pre-signed requests and the same client.
 
 The client: several processes (``--procs``), each an asyncio loop with ``--concurrency``
-lanes on one keep-alive ``httpx.AsyncClient``. One httpx process tops out near the server's
-own rate on this kind of machine, so several are used; signing happens before the clock
-starts. Latency is per request, send to full response.
+keep-alive connections. By default each lane is a minimal HTTP/1.1 client on asyncio streams
+(``--client raw``): on a 2-CPU machine shared by client and server, ``httpx.AsyncClient``
+(``--client httpx``) spends more CPU per request than the server does, so it measured the
+client (about 1,300/s bare) rather than the listener. Signing and request bytes are prepared
+before the clock starts. Latency is per request, send to full response.
 
 Goals (issue 6): verified >= 50% of bare throughput, >= 2,000/s, p99 <= 50 ms, nothing lost
 (rows in the inbox == 2xx answers).
 
-    .venv/bin/python bench/webhooks.py [-n 20000] [--procs 2] [--concurrency 32]
+    .venv/bin/python bench/webhooks.py [-n 20000] [--procs 1] [--concurrency 16] [--stack auto|h11]
 """
 
 from __future__ import annotations
@@ -81,9 +83,12 @@ def serve_jwks(document: str) -> tuple[http.server.ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
 
 
-def start_server(home: str, jwks_url: str, bare: bool, sync: str) -> tuple[subprocess.Popen, str]:
+def start_server(home: str, jwks_url: str, bare: bool, sync: str,
+                 stack: str = "auto") -> tuple[subprocess.Popen, str]:
     """Start the listener subprocess and wait for its URL."""
-    env = {**os.environ, "FAL_PERSONA_HOME": home, "FAL_JWKS_URL": jwks_url,
+    pure = stack == "h11"
+    env = {**os.environ, "FAL_PERSONA_WEBHOOK_HTTP": "h11" if pure else "auto",
+           "FAL_PERSONA_WEBHOOK_LOOP": "asyncio" if pure else "auto", "FAL_PERSONA_HOME": home, "FAL_JWKS_URL": jwks_url,
            "FAL_PERSONA_WEBHOOK_BARE": "1" if bare else "0", "FAL_PERSONA_WEBHOOK_SYNC": sync,
            "FAL_PERSONA_NO_LOG": "1", "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
@@ -96,6 +101,67 @@ def start_server(home: str, jwks_url: str, bare: bool, sync: str) -> tuple[subpr
             threading.Thread(target=proc.stdout.read, daemon=True).start()  # type: ignore[union-attr]
             return proc, match.group(1)
     raise RuntimeError(f"server did not start: {proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
+
+
+def raw_client_proc(url: str, reqs: list, concurrency: int, start_at: float, out: mp.Queue) -> None:
+    """Like client_proc, but a minimal keep-alive HTTP/1.1 client on asyncio streams."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    wire = []
+    for rid, body, headers in reqs:  # build the bytes before the clock starts
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        wire.append((rid, (f"POST /webhooks/fal HTTP/1.1\r\nHost: {host}\r\n"
+                           f"Content-Length: {len(body)}\r\n{head}\r\n").encode() + body))
+
+    def nodelay(writer: asyncio.StreamWriter) -> None:
+        import socket
+
+        sock = writer.get_extra_info("socket")
+        if sock is not None:  # no Nagle: a request is one write, and we wait for its answer
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    async def main() -> tuple[list[float], list[str], int]:
+        latencies: list[float] = []
+        acked: list[str] = []
+        errors = 0
+        it = iter(wire)
+
+        async def lane() -> None:
+            nonlocal errors
+            reader, writer = await asyncio.open_connection(host, int(port))
+            nodelay(writer)
+            while time.time() < start_at:
+                await asyncio.sleep(0.005)
+            for rid, data in it:
+                t0 = time.perf_counter()
+                try:
+                    writer.write(data)
+                    status = int((await reader.readline()).split()[1])
+                    length = 0
+                    while (line := await reader.readline()) not in (b"\r\n", b""):
+                        if line[:15].lower() == b"content-length:":
+                            length = int(line[15:])
+                    await reader.readexactly(length)
+                except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
+                    errors += 1
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, int(port))
+                    continue
+                latencies.append(time.perf_counter() - t0)
+                if 200 <= status < 300:
+                    acked.append(rid)
+                else:
+                    errors += 1
+            writer.close()
+
+        await asyncio.gather(*(lane() for _ in range(concurrency)))
+        return latencies, acked, errors
+
+    try:
+        import uvloop
+
+        out.put(uvloop.run(main()))
+    except ImportError:
+        out.put(asyncio.run(main()))
 
 
 def client_proc(url: str, reqs: list, concurrency: int, start_at: float, out: mp.Queue) -> None:
@@ -133,13 +199,14 @@ def client_proc(url: str, reqs: list, concurrency: int, start_at: float, out: mp
     out.put(asyncio.run(main()))
 
 
-def run_load(url: str, reqs: list, procs: int, concurrency: int) -> dict:
+def run_load(url: str, reqs: list, procs: int, concurrency: int, client: str = "raw") -> dict:
     """Drive the server with `procs` client processes; return throughput, p50/p99, acks."""
     ctx = mp.get_context("spawn")
     queue: mp.Queue = ctx.Queue()
     start_at = time.time() + 1.5 + 0.5 * procs
     chunks = [reqs[i::procs] for i in range(procs)]
-    workers = [ctx.Process(target=client_proc, args=(url, chunk, concurrency, start_at, queue))
+    target = raw_client_proc if client == "raw" else client_proc
+    workers = [ctx.Process(target=target, args=(url, chunk, concurrency, start_at, queue))
                for chunk in chunks]
     for w in workers:
         w.start()
@@ -158,11 +225,11 @@ def run_load(url: str, reqs: list, procs: int, concurrency: int) -> dict:
 def measure(mode: str, args: argparse.Namespace, jwks_url: str, reqs: list) -> dict:
     """Run one server mode: warm up, load, stop, count inbox rows."""
     home = tempfile.mkdtemp(prefix=f"bench-{mode}-")
-    proc, url = start_server(home, jwks_url, bare=(mode == "bare"), sync=args.sync)
+    proc, url = start_server(home, jwks_url, bare=(mode == "bare"), sync=args.sync, stack=args.stack)
     try:
         warm = reqs[: args.warmup]
-        run_load(url, warm, 1, min(8, args.concurrency))
-        result = run_load(url, reqs[args.warmup:], args.procs, args.concurrency)
+        run_load(url, warm, 1, min(8, args.concurrency), args.client)
+        result = run_load(url, reqs[args.warmup:], args.procs, args.concurrency, args.client)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -179,9 +246,13 @@ def measure(mode: str, args: argparse.Namespace, jwks_url: str, reqs: list) -> d
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-n", type=int, default=20_000, help="requests per mode")
-    parser.add_argument("--procs", type=int, default=2, help="client processes")
-    parser.add_argument("--concurrency", type=int, default=32, help="lanes per client process")
+    parser.add_argument("--procs", type=int, default=1, help="client processes")
+    parser.add_argument("--concurrency", type=int, default=16, help="lanes per client process")
     parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--stack", default="auto", choices=["auto", "h11"],
+                        help="auto: httptools+uvloop when installed; h11: pure-Python h11 + asyncio")
+    parser.add_argument("--client", default="raw", choices=["raw", "httpx"],
+                        help="raw: minimal asyncio HTTP/1.1 client (default); httpx: AsyncClient")
     parser.add_argument("--sync", default="FULL", choices=["FULL", "NORMAL"], help="inbox fsync level")
     args = parser.parse_args()
     total = args.n + args.warmup
@@ -192,8 +263,8 @@ def main() -> int:
     server.shutdown()
     ratio = verified["rate"] / bare["rate"] if bare["rate"] else 0.0
     lost = verified["expected_rows"] - verified["stored"]
-    print(f"webhook listener benchmark: {args.n} requests per mode, {args.procs} client processes "
-          f"x {args.concurrency} lanes, inbox synchronous={args.sync}, {os.cpu_count()} CPUs")
+    print(f"webhook listener benchmark: {args.n} requests per mode, {args.procs} {args.client} client "
+          f"processes x {args.concurrency} lanes, inbox synchronous={args.sync}, server stack {args.stack}, {os.cpu_count()} CPUs")
     print(f"{'mode':<10}{'ok':>8}{'errors':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
     for name, r in (("bare", bare), ("verified", verified)):
         print(f"{name:<10}{r['ok']:>8}{r['errors']:>8}{r['rate']:>10.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}")

@@ -1,8 +1,10 @@
 """`fal-persona webhooks serve|list` and `fal-persona schedules list`.
 
-`webhooks serve` honours two environment switches used by tests and the benchmark:
+`webhooks serve` honours environment switches used by tests and the benchmark:
 ``FAL_PERSONA_WEBHOOK_BARE=1`` answers 200 without verifying or storing (a baseline, never for
-real use), and ``FAL_PERSONA_WEBHOOK_SYNC`` (FULL|NORMAL) overrides the inbox's fsync level.
+real use), ``FAL_PERSONA_WEBHOOK_SYNC`` (FULL|NORMAL) overrides the inbox's fsync level, and
+``FAL_PERSONA_WEBHOOK_HTTP`` (auto|h11|httptools) / ``FAL_PERSONA_WEBHOOK_LOOP``
+(auto|asyncio|uvloop) pick uvicorn's protocol and loop.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ def _serve(args: argparse.Namespace) -> int:
         worker, sched = listener.worker, listener.scheduler
         print(f"Rules: {len(worker.rules) if worker else 0}; schedules: "
               f"{len(sched.schedules) if sched else 0}", flush=True)
-    server = uvicorn_server(listener.app)
+    server = uvicorn_server(listener.app, http=os.environ.get("FAL_PERSONA_WEBHOOK_HTTP", "auto"),
+                            loop=os.environ.get("FAL_PERSONA_WEBHOOK_LOOP", "auto"))
     server.run(sockets=[sock])
     return 0
 

@@ -58,6 +58,11 @@ _COLUMNS = (
     "last_error, outcome, next_attempt_at"
 )
 
+_JOINED = ", ".join(
+    "COALESCE(s.endpoint_id, e.endpoint_id)" if c == "endpoint_id" else f"e.{c}"
+    for c in _COLUMNS.split(", ")
+)
+
 
 @dataclass(frozen=True)
 class NewEvent:
@@ -156,11 +161,13 @@ class Inbox:
         return self.add_many([event])[0]
 
     def due(self, now: float, limit: int = 100) -> list[EventRow]:
-        """Rows whose actions should run now: pending ones, and failed ones whose time has come."""
+        """Rows due now (pending, or failed and past their back-off), with their best-known endpoint."""
         with self._lock:
+            # submitted_jobs, written when we submitted the job, outranks the URL's endpoint_id.
             rows = self._db().execute(
-                f"SELECT {_COLUMNS} FROM events WHERE state IN ('pending', 'failed') "
-                "AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
+                f"SELECT {_JOINED} FROM events e LEFT JOIN submitted_jobs s USING (request_id) "
+                "WHERE e.state IN ('pending', 'failed') AND e.next_attempt_at <= ? "
+                "ORDER BY e.next_attempt_at, e.id LIMIT ?",
                 (now, limit),
             ).fetchall()
         return [EventRow(*row) for row in rows]

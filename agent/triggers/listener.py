@@ -113,10 +113,10 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def uvicorn_server(app: Any) -> uvicorn.Server:
-    """A quiet uvicorn server tuned for many small POSTs (no access log)."""
+def uvicorn_server(app: Any, *, http: str = "auto", loop: str = "auto") -> uvicorn.Server:
+    """A quiet uvicorn server tuned for many small POSTs (no access log; httptools/uvloop if present)."""
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                            http="auto", loop="auto", backlog=2048, timeout_keep_alive=30)
+                            http=http, loop=loop, backlog=2048, timeout_keep_alive=30)
     return uvicorn.Server(config)
 
 

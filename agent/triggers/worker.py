@@ -90,10 +90,10 @@ class ActionWorker:
         rows = await asyncio.to_thread(self.inbox.due, when, batch)
         quiet: list[tuple[str, str, int, str | None, str | None, float, float]] = []
         for row in rows:
-            view = await self._view(row)
+            view = self._view(row) if self.rules else None
             matched = [rule for rule in self.rules if rule.matches(view)] if view else []
             if not matched:
-                note = "no rule matched" if view else "stored body unreadable"
+                note = "no rule matched" if view or not self.rules else "stored body unreadable"
                 quiet.append((row.request_id, "done", row.attempts, None, note, when, when))
                 self._publish("done", row, view, note)
                 continue
@@ -102,13 +102,13 @@ class ActionWorker:
             await asyncio.to_thread(self.inbox.settle, quiet)
         return len(rows)
 
-    async def _view(self, row: EventRow) -> EventView | None:
+    @staticmethod
+    def _view(row: EventRow) -> EventView | None:
         try:
             body = json.loads(row.body)
         except ValueError:
             return None
-        endpoint = await asyncio.to_thread(self.inbox.endpoint_for, row.request_id)
-        return EventView(row.request_id, row.status, endpoint or row.endpoint_id, body)
+        return EventView(row.request_id, row.status, row.endpoint_id, body)
 
     async def _run_rules(self, row: EventRow, view: EventView, rules: list[Rule], now: float) -> None:
         attempt = row.attempts + 1
