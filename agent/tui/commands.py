@@ -121,8 +121,9 @@ Try these, one at a time (or join them with **then**):
 2. `price fal-ai/flux/dev`: what one image costs
 3. `estimate 10 fal-ai/flux/dev`: what 10 images would cost
 4. `submit fal-ai/flux/dev prompt "a cat"`: generate (you approve the spend first)
-5. `watch fal-ai/flux/dev <request id>`: follow its progress; the image appears here
-6. `/export md`: save this transcript to a file
+5. `watch then result`: follow its progress in the jobs panel, then see the image here
+   (without ids they mean the latest request; or give them: `watch fal-ai/flux/dev <id>`)
+6. `/export md`: save this transcript to a file (ctrl+s does the same)
 
 Type `/help` for slash commands; ctrl+p opens the command palette.
 """

@@ -1,0 +1,58 @@
+"""Snapshot tests of the main screens (fixed size, frozen clock, no spinners in the shot)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.tui.screens import ApprovalScreen
+from tests.tui.conftest import make_app, send, wait_for
+from tests.tui.fakes import FakeFactory
+
+SIZE = (110, 36)
+
+
+def _app():
+    return make_app(FakeFactory(), history_path=Path("/nonexistent/history.txt"))
+
+
+def test_snapshot_welcome(snap_compare):
+    async def ready(pilot):
+        await wait_for(pilot, lambda: pilot.app.personas, what="runtime")
+        await pilot.pause()
+
+    assert snap_compare(_app(), terminal_size=SIZE, run_before=ready)
+
+
+def test_snapshot_after_search(snap_compare):
+    async def search(pilot):
+        await wait_for(pilot, lambda: pilot.app.personas, what="runtime")
+        await send(pilot, "search text-to-image")
+        await wait_for(pilot, lambda: pilot.app.turn_worker.is_finished, what="turn")
+        await pilot.pause()
+
+    assert snap_compare(_app(), terminal_size=SIZE, run_before=search)
+
+
+def test_snapshot_approval_modal(snap_compare):
+    async def submit(pilot):
+        await wait_for(pilot, lambda: pilot.app.personas, what="runtime")
+        await send(pilot, "submit fal-ai/flux/dev")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ApprovalScreen), what="modal")
+        await pilot.pause()
+
+    assert snap_compare(_app(), terminal_size=SIZE, run_before=submit)
+
+
+def test_snapshot_job_done_with_image(snap_compare):
+    async def submit(pilot):
+        from agent.tui.media_view import MediaPreview
+
+        await wait_for(pilot, lambda: pilot.app.personas, what="runtime")
+        await send(pilot, "submit fal-ai/flux/dev")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ApprovalScreen), what="modal")
+        await pilot.click("#approve")
+        await wait_for(pilot, lambda: pilot.app.turn_worker.is_finished, what="turn")
+        await wait_for(pilot, lambda: all(m.data for m in pilot.app.query(MediaPreview)), what="image")
+        await pilot.pause(0.1)
+
+    assert snap_compare(_app(), terminal_size=SIZE, run_before=submit)
