@@ -29,11 +29,8 @@ async def run_slash(app: Any, slash: Slash, text: str) -> None:
     elif slash.action == "export":
         await export(app, slash.params[0])
     elif slash.tool:
-        if app._busy():
-            app.notify("A turn is running; Esc cancels it.", severity="warning")
-            return
         await app.chat.add(UserMessage(text))
-        app.turn_worker = app.run_events(text, slash.tool, slash.args)
+        app.start_turn(text, slash.tool, slash.args)
 
 
 async def _ready_runtime(app: Any) -> Any:

@@ -74,6 +74,7 @@ class FalPersonaApp(App):
         self.runtime_error: str | None = None
         self.ready = asyncio.Event()
         self.turn_worker: Any = None
+        self.pending: list[tuple[str, str | None, dict | None]] = []
         self.first_paint_at: float | None = None
 
     # -- layout -----------------------------------------------------------------------------
@@ -185,11 +186,20 @@ class FalPersonaApp(App):
         if text.startswith("/"):
             await self._slash(text)
             return
-        if self._busy():
-            self.notify("A turn is running; Esc cancels it.", severity="warning")
-            return
         await self.chat.add(UserMessage(text))
-        self.turn_worker = self.run_events(text)
+        self.start_turn(text)
+
+    def start_turn(self, text: str, tool: str | None = None, args: dict | None = None) -> None:
+        """Run now, or queue behind the running turn (nothing typed is ever dropped)."""
+        if self._busy():
+            self.pending.append((text, tool, args))
+            self.notify("Queued: it runs when the current turn ends (Esc cancels).", timeout=3)
+            return
+        self.turn_worker = self.run_events(text, tool, args)
+
+    def _next_turn(self) -> None:
+        if self.pending and not self._busy():
+            self.turn_worker = self.run_events(*self.pending.pop(0))
 
     def _busy(self) -> bool:
         return self.turn_worker is not None and not self.turn_worker.is_finished
@@ -225,6 +235,8 @@ class FalPersonaApp(App):
         finally:
             self.header.busy = False
             self._refresh_header()
+            if self.pending:
+                self.call_later(self._next_turn)
 
     async def approve(self, request: Any) -> Any:
         """The runner's approver: opens the approval modal and waits for the decision."""
@@ -246,6 +258,9 @@ class FalPersonaApp(App):
     # -- actions ----------------------------------------------------------------------------
     def action_cancel_turn(self) -> None:
         if self._busy():
+            if self.pending:
+                self.notify(f"Dropped {len(self.pending)} queued request(s).", timeout=3)
+            self.pending.clear()
             self.turn_worker.cancel()
         else:
             self.notify("Nothing is running.", timeout=2)

@@ -30,11 +30,16 @@ class ErrorMessage(Static):
         super().__init__(f"⚠ {text}", markup=False, classes="message error")
 
 
+def hard_breaks(text: str) -> str:
+    """Keep the model's single line breaks (Markdown would fold them into one paragraph)."""
+    return text.replace("\n", "  \n")
+
+
 class AnswerMessage(Markdown):
     """The assistant's answer, streamed in as Markdown fragments."""
 
     def __init__(self, text: str = "") -> None:
-        super().__init__(text, classes="message answer")
+        super().__init__(hard_breaks(text), classes="message answer")
         self._stream = None
         self.text = text
 
@@ -43,7 +48,7 @@ class AnswerMessage(Markdown):
         self.text += fragment
         if self._stream is None:
             self._stream = Markdown.get_stream(self)
-        await self._stream.write(fragment)
+        await self._stream.write(hard_breaks(fragment))
 
     async def finish(self) -> None:
         """Flush and stop the stream."""

@@ -219,3 +219,14 @@ async def test_history_keys_and_ctrl_l_and_ctrl_j(factory, tmp_path):
     async with app2.run_test(size=(120, 40)) as pilot:
         await pilot.press("up")
         assert app2.query_one("#prompt").text == "second"
+
+
+async def test_input_sent_during_a_turn_is_queued_not_lost(factory):
+    app = make_app(factory)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.runtime is not None, what="runtime")
+        await send(pilot, "search text-to-image")
+        await send(pilot, "hello")  # the first turn is still running
+        await wait_for(pilot, lambda: not app.pending and app.turn_worker.is_finished
+                       and app.query(AnswerMessage).last().text == "You said: hello", what="queued turn")
+        assert [n for n, _ in app.runtime.runner.tool_calls] == ["search_models"]
