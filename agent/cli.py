@@ -104,4 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Re-import under the package name so `CliError` raised by handlers (which import
+    # `agent.cli`) is the same class this entry point catches.
+    from agent.cli import main as _main
+
+    sys.exit(_main())
