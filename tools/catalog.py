@@ -105,10 +105,32 @@ async def _result(fal: FalClient, a: S.RequestArgs) -> Result:
     try:
         output = await fal.result(a.endpoint_id, a.request_id)
     except RequestFailedError as err:
+        pending = await _not_finished(fal, a, err)
+        if pending is not None:
+            return pending
         _, artifact = render.error(err)
         artifact["failed"] = True
         return render.failed_result(a.endpoint_id, err), artifact
     return render.result(a.endpoint_id, a.request_id, output), output
+
+
+async def _not_finished(fal: FalClient, a: S.RequestArgs, err: FalError) -> Result | None:
+    """When the result call failed because the request has not COMPLETED yet, say so.
+
+    fal answers a too-early result call with a 4xx too; calling that a failed request would
+    send the agent to resubmit (and pay twice) for a job that is still running.
+    """
+    try:
+        st = await fal.status(a.endpoint_id, a.request_id)
+    except FalError:
+        return None  # cannot tell: report what the result call said
+    if st.status == "COMPLETED":
+        return None
+    _, artifact = render.error(err, context="get_queue_result")
+    artifact.update(pending=True, status=st.model_dump(mode="json"))
+    return (f"Error: the result of {a.request_id} on {a.endpoint_id} is not ready: the request "
+            f"is still {st.status} (it has not failed).\nNext: stream_queue_status to wait for "
+            "COMPLETED, then get_queue_result again. Do not resubmit."), artifact
 
 
 async def _cancel(fal: FalClient, a: S.RequestArgs) -> Result:

@@ -255,9 +255,10 @@ async def test_user_start_timeout_is_not_retried(fake):
                               headers={"x-fal-request-timeout-type": "user"})
 
     async with FalClient(fake.config(), transport=httpx.MockTransport(handler)) as fal:
-        with pytest.raises(E.ServerError):
+        # The request's own start timeout expired: its final outcome, not an outage.
+        with pytest.raises(E.RequestFailedError) as info:
             await fal.result(EP, DONE_ID)
-    assert len(seen) == 1
+    assert len(seen) == 1 and info.value.status == 504
 
 
 def test_one_client_serves_several_threads_and_loops(fake):

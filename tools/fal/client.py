@@ -207,7 +207,14 @@ class FalClient:
     async def result(self, endpoint_id: str, request_id: str) -> Any:
         """The model output; RequestFailedError when the request completed with an error."""
         url = request_url(self._queue, endpoint_id, request_id)
-        resp = await self._send("GET", url, accept=_RESULT_FAILED)
+        try:
+            resp = await self._send("GET", url, accept=_RESULT_FAILED)
+        except E.ServerError as exc:
+            # A 504 carrying X-Fal-Request-Timeout-Type is the request's own start timeout
+            # expiring (shared/fal-api.md 2.2): its final outcome, not an outage to retry.
+            resp = getattr(exc.__cause__, "response", None)
+            if resp is None or "x-fal-request-timeout-type" not in resp.headers:
+                raise
         if resp.status_code >= 400:
             err = error_from_response(resp.status_code, resp.headers, resp.content,
                                       secrets=self._secrets)
