@@ -133,3 +133,24 @@ async def test_webhook_delivery_verifies_with_the_published_keys(sandbox: Harnes
         for headers, body in deliveries:
             await cache.verify(headers, body)
         assert cache.fetch_count == 1
+
+
+async def test_failed_delivery_is_retried_with_the_same_request_id(sandbox: Harness,
+                                                                  receiver: WebhookReceiver):
+    box = sandbox.toolbox()
+    sandbox.state.faults.add("webhook_fail", times=1)  # the receiver gets it; the answer is lost
+    sub = await box.call("submit_queue_request", endpoint_id=EP, webhook_url=receiver.url,
+                         arguments={"prompt": "a red fox"})
+    rid = sub.artifact["request_id"]
+    await sandbox.advance(10)  # completes; first attempt
+    await asyncio.to_thread(receiver.wait_for, 1)
+    await sandbox.advance(6)  # past the first back-off: the retry
+    deliveries = await asyncio.to_thread(receiver.wait_for, 2)
+    assert len(deliveries) == 2
+    async with httpx.AsyncClient(transport=sandbox.transport_fn()) as http:
+        cache = JwksCache(sandbox.url + "/.well-known/jwks.json", client=http)
+        for headers, body in deliveries:
+            assert headers["X-Fal-Webhook-Request-Id"] == rid == json.loads(body)["request_id"]
+            await cache.verify(headers, body)  # each attempt is signed afresh and verifies
+    assert deliveries[0][1] == deliveries[1][1]  # the same body, so receivers can deduplicate
+    assert [d.state for d in sandbox.state.webhooks.deliveries] == ["delivered"]
