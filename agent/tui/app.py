@@ -43,7 +43,7 @@ class FalPersonaApp(App):
 
         notice: Any
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "fal-persona"
     COMMANDS = App.COMMANDS | {FalCommands}
     BINDINGS = [
