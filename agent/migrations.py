@@ -57,7 +57,8 @@ def m001_sessions_and_events(db: sqlite3.Connection) -> None:
 @migration
 def m002_events_fts(db: sqlite3.Connection) -> None:
     # The indexed text (kind plus every string/number in data) is built by the writer, which
-    # sets rowid = events.id so a match joins straight back to its event.
+    # sets rowid = events.id so a match joins straight back to its event. (Since m004 the
+    # writer indexes in deferred batches.)
     db.execute("CREATE VIRTUAL TABLE events_fts USING fts5 (text, tokenize = 'unicode61')")
 
 
@@ -69,6 +70,18 @@ def m003_append_only(db: sqlite3.Connection) -> None:
                 f"""CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table}
                 BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END"""
             )
+
+
+@migration
+def m004_deferred_fts_index(db: sqlite3.Connection) -> None:
+    # Events are indexed for search in batches after they are committed (see
+    # agent/transcript_sql.py); the trigger notes each new event until then, whoever writes it.
+    # Events before this migration were indexed as they were written.
+    db.execute("CREATE TABLE fts_pending (id INTEGER PRIMARY KEY)")
+    db.execute(
+        """CREATE TRIGGER events_fts_pending AFTER INSERT ON events
+        BEGIN INSERT INTO fts_pending (id) VALUES (new.id); END"""
+    )
 
 
 def applied(db: sqlite3.Connection) -> set[str]:

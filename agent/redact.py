@@ -14,6 +14,7 @@ Everything is pure: inputs are never mutated, and the compiled pattern is cached
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -46,6 +47,11 @@ _SHAPES = [
     r"\bsk-[A-Za-z0-9_\-]{16,}",
 ]
 _PREFIX_GROUPS = ("p1", "p2", "p3")
+# Every shape needs one of these words (any case) or `sk-`, and every SENSITIVE_KEYS name holds
+# one, so ASCII text without any of them (and without a literal secret) has nothing to redact.
+# Letters are never escaped in JSON, so this holds for a JSON encoding of the text as well.
+_HINTS = ("authorization", "key", "bearer", "password", "secret", "access_token", "access-token",
+          "refresh_token", "refresh-token", "sk-")
 
 
 def _mask(match: re.Match[str]) -> str:
@@ -100,11 +106,27 @@ class Redactor:
         alternatives = [re.escape(s) for s in sorted(literals, key=len, reverse=True)] + _SHAPES
         self._pattern = re.compile("|".join(alternatives))
         self.secrets = frozenset(literals)
+        # JSON escapes quotes, backslashes and control characters, so a literal holding one
+        # appears in a JSON text only in its escaped form: look for both.
+        self._escaped = tuple(literals | {json.dumps(s, ensure_ascii=False)[1:-1] for s in literals})
 
     @classmethod
     def for_secrets(cls, secrets: Iterable[str]) -> Redactor:
         """A cached redactor for this set of secrets."""
         return _cached(tuple(sorted({s for s in secrets if isinstance(s, str) and s})))
+
+    def clean_json(self, text: str) -> bool:
+        """True when JSON `text` certainly holds nothing to redact (a cheap pre-check).
+
+        Sound for `json.dumps(value, ensure_ascii=False)` of plain dicts/lists/strings/numbers:
+        if this returns True, `self(value)` equals `value`. False only means "walk it".
+        """
+        # Outside ASCII, case-insensitive regex matching and str.lower() can disagree (the
+        # Kelvin sign is a K to the regex): leave such text to the full walk.
+        if not text.isascii():
+            return False
+        lower = text.lower()
+        return not any(h in lower for h in _HINTS) and not any(s in text for s in self._escaped)
 
     def text(self, value: str) -> str:
         """`value` with every secret and credential shape masked."""

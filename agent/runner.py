@@ -122,6 +122,10 @@ class AgentRunner:
                 event = await queue.get()
                 if event is _DONE:
                     break
+                # What the UI is about to show must already be in the transcript.
+                failure = self.log.settle()
+                if failure is not None:
+                    yield failure
                 yield event
             await task
         finally:
@@ -131,6 +135,7 @@ class AgentRunner:
                     await task
                 except BaseException:  # noqa: BLE001 - the task's end is all we wait for
                     pass
+            self.log.settle()  # rows no event followed, e.g. a cancelled turn's error
 
     async def _ask(self, approver: Approver | None, request: ApprovalRequest) -> Decision:
         """The approver's decision; anything but a Decision (or an exception) means reject."""

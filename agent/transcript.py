@@ -3,12 +3,16 @@
 Properties the rest of the app relies on:
 
 * append-only: triggers make any UPDATE or DELETE of a session or event fail;
-* durable per record: each `record()` is its own committed transaction (WAL mode), so a
-  `kill -9` loses nothing that `record()` already returned for;
+* durable per record: `record()` returns only once its row is committed (WAL mode), so a
+  `kill -9` loses nothing that `record()` already returned for. Commits are made by a writer
+  thread (agent/transcript_writer.py) that groups whatever is queued into one transaction;
+  `submit()` queues without waiting, and `await committed(ticket)` waits without blocking an
+  event loop, which is how the runner commits a row before the UI shows what it records;
 * redacted: secrets (env and `.env` keys, credential shapes) are masked before writing;
-* searchable: an FTS5 index over each event's kind and text; user queries are quoted, so no
-  input can be an FTS syntax error;
-* thread-safe: one connection, opened on first use, guarded by a lock.
+* searchable: an FTS5 index over each event's kind and text (a model_request indexes only its
+  model, see `_searchable`); user queries are quoted, so no input can be an FTS syntax error;
+* thread-safe: one connection, opened on first use, guarded by a lock; reads first wait for
+  the rows already queued.
 
 Logging is off when `enabled=False` (e.g. `--no-log`), when `FAL_PERSONA_NO_LOG` is set, or
 when the persistent switch `[transcript] enabled = false` is in the config file
@@ -30,7 +34,8 @@ from typing import Any, Literal
 from agent import locations, userconfig
 from agent.migrations import migrate
 from agent.redact import Redactor, env_secrets, settings_secrets
-from agent.transcript_render import encode, iso, search_text, to_jsonl, to_markdown
+from agent.transcript_render import encode, iso, to_jsonl, to_markdown
+from agent.transcript_sql import Row, SessionRow, index_pending, write_rows
 
 KINDS = frozenset({
     "user_prompt", "model_request", "model_response", "tool_call", "tool_progress",
@@ -40,6 +45,8 @@ KINDS = frozenset({
 
 _TRUE = {"1", "true", "yes", "on"}
 _EVENT_COLS = "id, session_id, ts, kind, user, persona, duration_s, ref, data"
+# Index for search once this many events wait (and before any search, and on close).
+FTS_BATCH = 64
 
 
 class TranscriptError(Exception):
@@ -73,6 +80,20 @@ def _fts_query(query: str) -> str:
     return " ".join(out)
 
 
+def _plain_json(data: Mapping[str, Any], redact: Redactor) -> str | None:
+    """Fast path: `data`'s JSON when it is plain JSON with nothing to redact, else None.
+
+    Most rows hold no secret; one C-speed encode and one regex scan then replace the walk
+    that copies every value. Anything else (objects, NaN, odd keys, a possible secret) takes
+    the full path, which gives the same text in the plain case.
+    """
+    try:
+        body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    return body if redact.clean_json(body) else None
+
+
 def _event_row(row: tuple[Any, ...]) -> dict[str, Any]:
     eid, sid, ts, kind, user, persona, duration, ref, data = row[:9]
     return {"id": eid, "session_id": sid, "ts": iso(ts), "kind": kind, "user": user,
@@ -94,6 +115,8 @@ class TranscriptStore:
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._known_sessions: set[str] = set()
+        self._new_sessions: list[SessionRow] = []
+        self._unindexed = 0
 
     # -- connection -------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -116,8 +139,17 @@ class TranscriptStore:
         return self._conn
 
     def close(self) -> None:
-        """Close the connection; the store reopens it on next use."""
+        """Write what waits, index it for search, close the connection (reopened on next use)."""
         with self._lock:
+            try:
+                if self._new_sessions:
+                    self.write([])
+                if self._conn is not None and self._unindexed:
+                    # Indexing can wait for the next search: do not hang an exit on a busy lock.
+                    self._conn.execute("PRAGMA busy_timeout = 200")
+                    index_pending(self._conn)
+            except (sqlite3.Error, TranscriptError):
+                pass  # the next open or search indexes what is left; closing must not fail
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
@@ -133,29 +165,26 @@ class TranscriptStore:
 
     # -- writing ----------------------------------------------------------------------------
     def new_session(self, user: str, persona: str, source: str = "tui") -> str:
-        """Start a session and return its id (also when logging is off, so callers need no branch)."""
+        """Start a session and return its id (also when logging is off, so callers need no branch).
+
+        Its row is written with the session's first event (or by a read or `close()` first):
+        a session nothing happened in is not worth a commit of its own.
+        """
         sid = time.strftime("%Y%m%d-%H%M%S-", time.gmtime()) + _secrets.token_hex(3)
         if self.enabled:
-            self._insert_session(sid, user, persona, source)
+            redact = self._redactor()
+            with self._lock:
+                self._known_sessions.add(sid)
+                self._new_sessions.append((sid, time.time(), redact(user), redact(persona), source))
         return sid
 
-    def _insert_session(self, sid: str, user: str | None, persona: str | None, source: str) -> None:
-        redact = self._redactor()
-        with self._lock:
-            try:
-                self._db().execute(
-                    "INSERT OR IGNORE INTO sessions (id, started_at, user, persona, source) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (sid, time.time(), redact(user), redact(persona), source),
-                )
-            except sqlite3.Error as exc:
-                raise TranscriptError(f"cannot write transcript: {exc}") from exc
-            self._known_sessions.add(sid)
+    def prepare(self, session_id: str, kind: str, data: Mapping[str, Any], *, user: str | None,
+                persona: str | None, duration_s: float | None = None,
+                ref: str | None = None) -> Row | None:
+        """Validate, redact and encode one event for `write`; None when logging is off.
 
-    def record(self, session_id: str, kind: str, data: Mapping[str, Any], *, user: str | None,
-               persona: str | None, duration_s: float | None = None,
-               ref: str | None = None) -> int | None:
-        """Append one event, committed before returning; its id, or None when logging is off."""
+        The row is a snapshot: later changes to `data` do not reach it, and no secret does.
+        """
         if not self.enabled:
             return None
         if kind not in KINDS:
@@ -165,35 +194,58 @@ class TranscriptStore:
         if not isinstance(data, Mapping):
             raise TypeError(f"transcript data must be a dict, not {type(data).__name__}")
         redact = self._redactor()
-        clean = redact(dict(data))
-        body, converted = encode(clean, redact)
-        # Re-read only when some value had to be converted, so search sees what was stored.
-        text = search_text(kind, json.loads(body) if converted else clean)
-        row = (session_id, time.time(), kind, redact(user), redact(persona),
-               None if duration_s is None else float(duration_s),
-               None if ref is None else redact(str(ref)), body)
+        body = _plain_json(data, redact)
+        if body is None:
+            body, _ = encode(redact(dict(data)), redact)
+        return (session_id, time.time(), kind, redact(user), redact(persona),
+                None if duration_s is None else float(duration_s),
+                None if ref is None else redact(str(ref)), body)
+
+    def write(self, rows: list[Row]) -> list[int]:
+        """Append prepared rows in one committed transaction; their ids, in order."""
         with self._lock:
-            if session_id not in self._known_sessions:
-                self._insert_session(session_id, user, persona, "unknown")
-            db = self._db()
+            sessions, self._new_sessions = self._new_sessions, []
+            for row in rows:
+                if row[0] not in self._known_sessions:  # e.g. a webhook's own session id
+                    sessions.append((row[0], row[1], row[3], row[4], "unknown"))
+                    self._known_sessions.add(row[0])
             try:
-                db.execute("BEGIN")
-                cur = db.execute(
-                    "INSERT INTO events (session_id, ts, kind, user, persona, duration_s, ref, data)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
-                event_id = cur.lastrowid
-                db.execute("INSERT INTO events_fts (rowid, text) VALUES (?, ?)", (event_id, text))
-                db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
+                ids = write_rows(self._db(), sessions, rows)
+            except (sqlite3.Error, TranscriptError) as exc:
+                self._new_sessions[:0] = sessions  # INSERT OR IGNORE: retrying them is harmless
+                if isinstance(exc, TranscriptError):
+                    raise
                 raise TranscriptError(f"cannot write transcript: {exc}") from exc
-        return event_id
+            self._unindexed += len(ids)
+            if self._unindexed >= FTS_BATCH:
+                try:
+                    self._index()
+                except (sqlite3.Error, TranscriptError):
+                    pass  # the rows are committed; the next search or close indexes them
+        return ids
+
+    def record(self, session_id: str, kind: str, data: Mapping[str, Any], *, user: str | None,
+               persona: str | None, duration_s: float | None = None,
+               ref: str | None = None) -> int | None:
+        """Append one event, committed before returning; its id, or None when logging is off."""
+        row = self.prepare(session_id, kind, data, user=user, persona=persona,
+                           duration_s=duration_s, ref=ref)
+        return None if row is None else self.write([row])[0]
+
+    def _index(self) -> None:
+        """Index for search every event waiting for it (ours and any other writer's)."""
+        index_pending(self._db())
+        self._unindexed = 0
 
     # -- reading ----------------------------------------------------------------------------
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def _query(self, sql: str, params: tuple[Any, ...] = (), *,
+               index: bool = False) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
+                if self._new_sessions:
+                    self.write([])
+                if index:
+                    self._index()
                 return self._db().execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise TranscriptError(f"cannot read transcript: {exc}") from exc
@@ -236,7 +288,7 @@ class TranscriptStore:
             "snippet(events_fts, 0, '[', ']', '…', 10) "
             "FROM events_fts JOIN events e ON e.id = events_fts.rowid "
             "WHERE events_fts MATCH ? ORDER BY e.id DESC LIMIT ?",
-            (_fts_query(query), max(0, limit)))
+            (_fts_query(query), max(0, limit)), index=True)
         return [{**_event_row(r), "snippet": r[9].replace("\n", " ")} for r in rows]
 
     def export(self, session_id: str | None = None,

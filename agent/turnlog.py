@@ -2,6 +2,12 @@
 
 `TurnLog` is handed to the middleware and the callback handler, so every part of a turn
 emits events and records transcript rows the same way.
+
+Rows are redacted and encoded at once (`TranscriptStore.prepare`), then committed in groups:
+the runner calls `settle()` before it yields each event, so whatever the UI shows was
+committed first and a `kill -9` loses nothing already shown; a row no event follows (a model
+request, while the model thinks) is committed by a timer at most `COMMIT_DELAY_S` later. A
+commit costs more than the rows in it, so this makes two or three rows share each one.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ import asyncio
 from typing import Any
 
 from agent.redact import redact_text
+
+COMMIT_DELAY_S = 0.01
 
 
 class TurnLog:
@@ -26,6 +34,10 @@ class TurnLog:
         self.persona = persona
         self.queue: asyncio.Queue[Any] | None = None
         self._broken = False
+        # A store without prepare/write (a test double, say) gets each row written at once.
+        self._batched = hasattr(transcript, "prepare") and hasattr(transcript, "write")
+        self._rows: list[Any] = []
+        self._timer: asyncio.TimerHandle | None = None
 
     def start(self) -> asyncio.Queue[Any]:
         """A fresh queue for a new turn."""
@@ -39,15 +51,52 @@ class TurnLog:
             self.queue.put_nowait(event)
 
     def record(self, kind: str, data: dict[str, Any], duration_s: float | None = None) -> None:
-        """Write one transcript row (committed at once by the store)."""
+        """Record one transcript row: redacted now, committed before the next event is shown."""
         if self.transcript is None or self._broken:
             return
         try:
-            self.transcript.record(self.session_id, kind, data, user=self.user,
-                                   persona=self.persona, duration_s=duration_s)
+            if not self._batched:
+                self.transcript.record(self.session_id, kind, data, user=self.user,
+                                       persona=self.persona, duration_s=duration_s)
+                return
+            row = self.transcript.prepare(self.session_id, kind, data, user=self.user,
+                                          persona=self.persona, duration_s=duration_s)
         except Exception as exc:  # a full disk must not end the conversation
-            self._broken = True
-            from agent.events import ErrorEvent
+            self.emit(self._failed(exc))
+            return
+        if row is None:
+            return
+        self._rows.append(row)
+        if self._timer is None:
+            try:
+                self._timer = asyncio.get_running_loop().call_later(COMMIT_DELAY_S, self._commit_soon)
+            except RuntimeError:  # no event loop in this thread: nothing to defer to
+                self._commit_soon()
 
-            self.emit(ErrorEvent(f"transcript write failed, not logging this turn: {redact_text(str(exc))}",
-                                 kind="transcript"))
+    def settle(self) -> Any:
+        """Commit every row recorded so far; an ErrorEvent if that failed, else None."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._rows:
+            return None
+        rows, self._rows = self._rows, []
+        try:
+            self.transcript.write(rows)
+        except Exception as exc:  # noqa: BLE001 - reported as an event, the turn goes on
+            return None if self._broken else self._failed(exc)
+        return None
+
+    def _commit_soon(self) -> None:
+        failure = self.settle()
+        if failure is not None:
+            self.emit(failure)
+
+    def _failed(self, exc: BaseException) -> Any:
+        """Stop recording for this turn; the ErrorEvent that says so."""
+        from agent.events import ErrorEvent
+
+        self._broken = True
+        self._rows.clear()
+        return ErrorEvent(f"transcript write failed, not logging this turn: {redact_text(str(exc))}",
+                          kind="transcript")
