@@ -84,6 +84,21 @@ def m004_deferred_fts_index(db: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m005_fts_watermark(db: sqlite3.Connection) -> None:
+    # Ids only grow (AUTOINCREMENT) and indexing takes every event there is, under the write
+    # lock, so "indexed" is exactly "id <= last_id": one number replaces m004's note per event
+    # (a page written by every commit). Events noted in fts_pending are the unindexed suffix.
+    db.execute("CREATE TABLE fts_watermark (one INTEGER PRIMARY KEY CHECK (one = 1), "
+               "last_id INTEGER NOT NULL)")
+    db.execute(
+        """INSERT INTO fts_watermark (one, last_id) VALUES (1, coalesce(
+            (SELECT min(id) - 1 FROM fts_pending), (SELECT max(id) FROM events), 0))"""
+    )
+    db.execute("DROP TRIGGER events_fts_pending")
+    db.execute("DROP TABLE fts_pending")
+
+
 def applied(db: sqlite3.Connection) -> set[str]:
     """Names of the migrations already applied."""
     db.execute(

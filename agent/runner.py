@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from agent.events import ApprovalRequest, Decision, ErrorEvent, Event, TurnEnd
+from agent.events import ApprovalRequest, Decision, ErrorEvent, Event, Token, TurnEnd
 from agent.gate import ToolGate
 from agent.redact import redact_text
 from agent.turnlog import TurnLog
@@ -122,10 +122,13 @@ class AgentRunner:
                 event = await queue.get()
                 if event is _DONE:
                     break
-                # What the UI is about to show must already be in the transcript.
-                failure = self.log.settle()
-                if failure is not None:
-                    yield failure
+                # What the UI is about to show must already be in the transcript. A token's
+                # own row (model_response) only exists once the reply ends, so no row waits
+                # for it: the rows then pending are the request, which the timer commits.
+                if not isinstance(event, Token):
+                    failure = self.log.settle()
+                    if failure is not None:
+                        yield failure
                 yield event
             await task
         finally:

@@ -2,8 +2,8 @@
 
 Why the full-text index lags: an FTS5 insert makes its commit write a new index segment (and
 now and then merge segments), which costs several times the row itself. So a commit holds only
-the event; a trigger (migration m004) notes its id in `fts_pending`, and `index_pending` later
-indexes every noted event in one transaction. Search calls it first, from whichever process
+the event, and `index_pending` later indexes, in one transaction, every event past
+`fts_watermark.last_id` (migration m005) and moves the watermark. Search calls it first, from whichever process
 searches, so a search always sees every committed event, including those a killed process
 left unindexed.
 """
@@ -87,18 +87,18 @@ def _insert(db: sqlite3.Connection, rows: Sequence[Row]) -> list[int]:
 
 
 def index_pending(db: sqlite3.Connection) -> int:
-    """Index every event still noted in `fts_pending`; how many were indexed."""
-    # IMMEDIATE takes the write lock before reading, so two processes cannot index one event twice.
+    """Index every event past the watermark; how many were indexed."""
+    # IMMEDIATE takes the write lock before reading, so two processes cannot index one event
+    # twice, and no event can commit below the new watermark meanwhile.
     db.execute("BEGIN IMMEDIATE")
     try:
-        got = db.execute("SELECT e.id, e.kind, e.data FROM fts_pending p JOIN events e "
-                         "ON e.id = p.id ORDER BY p.id").fetchall()
+        got = db.execute("SELECT id, kind, data FROM events WHERE id > "
+                         "(SELECT last_id FROM fts_watermark) ORDER BY id").fetchall()
         if got:
             db.executemany("INSERT INTO events_fts (rowid, text) VALUES (?, ?)",
                            [(eid, search_text(kind, searchable(kind, json.loads(data))))
                             for eid, kind, data in got])
-        # Also drops notes whose event is gone (there are none: events are append-only).
-        db.execute("DELETE FROM fts_pending")
+            db.execute("UPDATE fts_watermark SET last_id = ?", (got[-1][0],))
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
