@@ -121,8 +121,8 @@ class Redactor:
         Sound for `json.dumps(value, ensure_ascii=False)` of plain dicts/lists/strings/numbers:
         if this returns True, `self(value)` equals `value`. False only means "walk it".
         """
-        # Outside ASCII, case-insensitive regex matching and str.lower() can disagree (the
-        # Kelvin sign is a K to the regex): leave such text to the full walk.
+        # Outside ASCII, case-insensitive regex matching and str.lower() disagree (a dotless
+        # ı is an i to the regex, not to lower()): leave such text to the full walk.
         if not text.isascii():
             return False
         lower = text.lower()

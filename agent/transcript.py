@@ -3,16 +3,16 @@
 Properties the rest of the app relies on:
 
 * append-only: triggers make any UPDATE or DELETE of a session or event fail;
-* durable per record: `record()` returns only once its row is committed (WAL mode), so a
-  `kill -9` loses nothing that `record()` already returned for. Commits are made by a writer
-  thread (agent/transcript_writer.py) that groups whatever is queued into one transaction;
-  `submit()` queues without waiting, and `await committed(ticket)` waits without blocking an
-  event loop, which is how the runner commits a row before the UI shows what it records;
+* durable: `record()` returns only once its row is committed (WAL mode), so a `kill -9`
+  loses nothing it returned for. Callers that record many rows (the runner, through
+  agent/turnlog.py) `prepare()` each row at once (validated, redacted, a snapshot) and
+  `write()` several in one commit, before the UI shows anything they record;
 * redacted: secrets (env and `.env` keys, credential shapes) are masked before writing;
 * searchable: an FTS5 index over each event's kind and text (a model_request indexes only its
-  model, see `_searchable`); user queries are quoted, so no input can be an FTS syntax error;
-* thread-safe: one connection, opened on first use, guarded by a lock; reads first wait for
-  the rows already queued.
+  model); user queries are quoted, so no input can be an FTS syntax error. Indexing lags
+  the commit and is done in batches (agent/transcript_sql.py); every search first indexes
+  whatever waits, so it sees every committed event;
+* thread-safe: one connection, opened on first use, guarded by a lock.
 
 Logging is off when `enabled=False` (e.g. `--no-log`), when `FAL_PERSONA_NO_LOG` is set, or
 when the persistent switch `[transcript] enabled = false` is in the config file
@@ -34,8 +34,8 @@ from typing import Any, Literal
 from agent import locations, userconfig
 from agent.migrations import migrate
 from agent.redact import Redactor, env_secrets, settings_secrets
-from agent.transcript_render import encode, iso, to_jsonl, to_markdown
-from agent.transcript_sql import Row, SessionRow, index_pending, write_rows
+from agent.transcript_render import iso, to_jsonl, to_markdown
+from agent.transcript_sql import Row, SessionRow, encode_data, index_pending, write_rows
 
 KINDS = frozenset({
     "user_prompt", "model_request", "model_response", "tool_call", "tool_progress",
@@ -78,20 +78,6 @@ def _fts_query(query: str) -> str:
         term = term.rstrip("*") if prefix else term
         out.append('"' + term.replace('"', '""') + '"' + ("*" if prefix else ""))
     return " ".join(out)
-
-
-def _plain_json(data: Mapping[str, Any], redact: Redactor) -> str | None:
-    """Fast path: `data`'s JSON when it is plain JSON with nothing to redact, else None.
-
-    Most rows hold no secret; one C-speed encode and one regex scan then replace the walk
-    that copies every value. Anything else (objects, NaN, odd keys, a possible secret) takes
-    the full path, which gives the same text in the plain case.
-    """
-    try:
-        body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError):
-        return None
-    return body if redact.clean_json(body) else None
 
 
 def _event_row(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -194,12 +180,9 @@ class TranscriptStore:
         if not isinstance(data, Mapping):
             raise TypeError(f"transcript data must be a dict, not {type(data).__name__}")
         redact = self._redactor()
-        body = _plain_json(data, redact)
-        if body is None:
-            body, _ = encode(redact(dict(data)), redact)
         return (session_id, time.time(), kind, redact(user), redact(persona),
                 None if duration_s is None else float(duration_s),
-                None if ref is None else redact(str(ref)), body)
+                None if ref is None else redact(str(ref)), encode_data(data, redact))
 
     def write(self, rows: list[Row]) -> list[int]:
         """Append prepared rows in one committed transaction; their ids, in order."""

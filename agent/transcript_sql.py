@@ -1,4 +1,4 @@
-"""The transcript's write path in SQL: one transaction per batch, and the deferred FTS index.
+"""The transcript's write path: row encoding, one commit per batch, the deferred FTS index.
 
 Why the full-text index lags: an FTS5 insert makes its commit write a new index segment (and
 now and then merge segments), which costs several times the row itself. So a commit holds only
@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from agent.transcript_render import search_text
+from agent.redact import Redactor
+from agent.transcript_render import encode, search_text
 
 # (session_id, ts, kind, user, persona, duration_s, ref, data-json)
 Row = tuple[str, float, str, str | None, str | None, float | None, str | None, str]
@@ -50,6 +51,23 @@ def searchable(kind: str, data: Any) -> Any:
     if kind == "model_request" and isinstance(data, dict):
         return {"model": data.get("model")}
     return data
+
+
+def encode_data(data: Mapping[str, Any], redact: Redactor) -> str:
+    """The JSON stored for an event's data, redacted.
+
+    Fast path: most rows hold no secret, so one C-speed encode and a substring pre-check
+    (`Redactor.clean_json`) replace the walk that copies every value. Anything else (objects,
+    NaN, odd keys, a possible secret) takes the full walk, which gives the same text in the
+    plain case.
+    """
+    try:
+        body = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        body = None
+    if body is None or not redact.clean_json(body):
+        body, _ = encode(redact(dict(data)), redact)
+    return body
 
 
 def write_rows(db: sqlite3.Connection, sessions: Sequence[SessionRow],
