@@ -38,11 +38,16 @@ class TurnLog:
         self._batched = hasattr(transcript, "prepare") and hasattr(transcript, "write")
         self._rows: list[Any] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> asyncio.Queue[Any]:
         """A fresh queue for a new turn."""
         self.queue = asyncio.Queue()
         self._broken = False
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
         return self.queue
 
     def emit(self, event: Any) -> None:
@@ -66,12 +71,20 @@ class TurnLog:
             return
         if row is None:
             return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or loop is not self._loop:
+            # Not on the turn's loop (a worker thread, say): nothing there will settle this
+            # row, so commit it alone now. It may get an id ahead of rows still grouped.
+            failure = self._write([row])
+            if failure is not None:
+                self.emit(failure)
+            return
         self._rows.append(row)
         if self._timer is None:
-            try:
-                self._timer = asyncio.get_running_loop().call_later(COMMIT_DELAY_S, self._commit_soon)
-            except RuntimeError:  # no event loop in this thread: nothing to defer to
-                self._commit_soon()
+            self._timer = loop.call_later(COMMIT_DELAY_S, self._commit_soon)
 
     def settle(self) -> Any:
         """Commit every row recorded so far; an ErrorEvent if that failed, else None."""
@@ -81,6 +94,10 @@ class TurnLog:
         if not self._rows:
             return None
         rows, self._rows = self._rows, []
+        return self._write(rows)
+
+    def _write(self, rows: list[Any]) -> Any:
+        """Commit `rows`; an ErrorEvent the first time that fails, else None."""
         try:
             self.transcript.write(rows)
         except Exception as exc:  # noqa: BLE001 - reported as an event, the turn goes on
@@ -88,6 +105,7 @@ class TurnLog:
         return None
 
     def _commit_soon(self) -> None:
+        self._timer = None
         failure = self.settle()
         if failure is not None:
             self.emit(failure)

@@ -5,6 +5,7 @@ server: a bare `create_agent` (no middleware, no transcript), our `AgentRunner` 
 transcript, and our `AgentRunner` writing the transcript. Prints medians and:
   logging overhead  = (ours+log - ours) / ours           goal <= 5 %
   our overhead/call = (ours+log - bare) / 2 tool calls   goal <= 10 ms
+and how many transcript rows and commits a turn makes (rows between two shown events share one).
 Run: .venv/bin/python bench/agent.py [rounds]
 """
 
@@ -64,7 +65,17 @@ async def main(rounds: int) -> None:
         persona = load_personas()["producer"]
         tools = make_tools()
         bare = create_agent(make_model(settings, persona), tools, system_prompt=persona.system_prompt)
-        store = TranscriptStore(Path(tmp) / "bench.sqlite3")
+        class CountingStore(TranscriptStore):
+            """Counts rows and commits, to print how the logging cost splits."""
+
+            rows = commits = 0
+
+            def write(self, rows):
+                CountingStore.rows += len(rows)
+                CountingStore.commits += 1
+                return super().write(rows)
+
+        store = CountingStore(Path(tmp) / "bench.sqlite3")
 
         async def run_bare() -> None:
             out = await bare.ainvoke({"messages": [HumanMessage("price of flux dev?")]})
@@ -86,6 +97,7 @@ async def main(rounds: int) -> None:
         for name in names:  # warm-up: imports, connections, SQLite schema
             srv.reset(SCRIPT)
             await variants[name]()
+        CountingStore.rows = CountingStore.commits = 0
         for r in range(rounds):
             order = names[r % 3:] + names[:r % 3]
             for name in order:
@@ -102,6 +114,9 @@ async def main(rounds: int) -> None:
     log_pct = (med["ours + transcript"] - med["ours, no log"]) / med["ours, no log"] * 100
     per_call = (med["ours + transcript"] - med["bare create_agent"]) / 2
     per_call_nolog = (med["ours, no log"] - med["bare create_agent"]) / 2
+    rows, commits = CountingStore.rows / rounds, CountingStore.commits / rounds
+    per_row = (med["ours + transcript"] - med["ours, no log"]) / rows * 1000
+    print(f"transcript: {rows:.1f} rows in {commits:.1f} commits per turn, {per_row:.0f} us per row")
     print(f"logging overhead: {log_pct:+.1f} %  (goal <= 5 %)")
     print(f"our overhead per tool call: {per_call:+.2f} ms with transcript, {per_call_nolog:+.2f} ms without "
           "(goal <= 10 ms)")

@@ -110,3 +110,12 @@ async def test_a_broken_transcript_is_reported_once_and_the_turn_goes_on(monkeyp
     assert "transcript write failed" in errors[0].message
     assert "".join(e.text for e in events if isinstance(e, Token)) == "still here"
     assert isinstance(events[-1], TurnEnd) and events[-1].answer == "still here"
+
+
+async def test_a_row_from_a_worker_thread_is_committed_at_once(tmp_path):
+    store = TranscriptStore(tmp_path / "t.sqlite3")
+    log = TurnLog(store, "s", "u", "p")
+    log.start()
+    await asyncio.to_thread(log.record, "tool_progress", {"status": "IN_QUEUE"})
+    assert committed(store.path) == [{"row": "tool_progress", "status": "IN_QUEUE"}]
+    store.close()
