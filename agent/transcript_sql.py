@@ -3,9 +3,9 @@
 Why the full-text index lags: an FTS5 insert makes its commit write a new index segment (and
 now and then merge segments), which costs several times the row itself. So a commit holds only
 the event, and `index_pending` later indexes, in one transaction, every event past
-`fts_watermark.last_id` (migration m005) and moves the watermark. Search calls it first, from whichever process
-searches, so a search always sees every committed event, including those a killed process
-left unindexed.
+`fts_watermark.last_id` (migration m005) and moves the watermark. Search calls it first,
+from whichever process searches, so a search always sees every committed event, including
+those a killed process left unindexed.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ Row = tuple[str, float, str, str | None, str | None, float | None, str | None, s
 # (id, started_at, user, persona, source)
 SessionRow = tuple[str, float, str | None, str | None, str]
 
-# 8 parameters a row: well under SQLite's 32766 per statement.
-MAX_ROWS_PER_STATEMENT = 500
+# 8 parameters a row: under the 999 a statement may bind in SQLite before 3.32.
+MAX_ROWS_PER_STATEMENT = 120
 
 
 @lru_cache(maxsize=64)
