@@ -29,15 +29,20 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--user", help="who is asking (default: the OS user)")
     common.add_argument("--persona", help="persona to use (default: producer)")
     common.add_argument("--no-log", action="store_true", help="write nothing to the transcript")
+    # The TUI (no subcommand) and `ask` run the webhook listener in-process.
+    listen = argparse.ArgumentParser(add_help=False)
+    listen.add_argument("--listen", action=argparse.BooleanOptionalAction, default=None,
+                        help="run the webhook listener and attach its URL to submitted jobs (default: on "
+                             "with the sandbox; live only when FAL_PERSONA_WEBHOOK_URL is set)")
 
     parser = argparse.ArgumentParser(
         prog="fal-persona",
         description="Drive fal.ai from a conversation. With no subcommand, opens the chat TUI.",
-        parents=[common],
+        parents=[common, listen],
     )
     sub = parser.add_subparsers(dest="command")
 
-    ask = sub.add_parser("ask", parents=[common], help="run one request without the TUI")
+    ask = sub.add_parser("ask", parents=[common, listen], help="run one request without the TUI")
     ask.add_argument("text", help="the request, in words or in the planner's grammar")
     ask.add_argument("--json", action="store_true", help="print answer, tool calls and results as JSON")
     decide = ask.add_mutually_exclusive_group()

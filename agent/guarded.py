@@ -3,10 +3,15 @@
 Used by the agent's tool middleware (the decision comes from a LangGraph interrupt) and by
 `AgentRunner.run_tool` (the decision comes straight from the approver), so a slash command
 passes exactly the checks a model's call does.
+
+When a webhook listener runs, a `submit_queue_request` that names no `webhook_url` gets the
+listener's URL before approval (so the approver sees it), and the submitted job's endpoint is
+recorded so the listener can match the event to it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,6 +27,34 @@ from agent.turnlog import TurnLog
 
 Decide = Callable[[ApprovalRequest], Awaitable[Decision]]
 Execute = Callable[[dict[str, Any]], Awaitable[ToolMessage]]
+SUBMIT = "submit_queue_request"
+
+
+def with_webhook(call: dict[str, Any], webhooks: Any) -> dict[str, Any]:
+    """`call` with the listener's URL as `webhook_url` when it is a submit that names none."""
+    args = call.get("args")
+    if webhooks is None or call.get("name") != SUBMIT or not isinstance(args, dict) or args.get("webhook_url"):
+        return call
+    endpoint = args.get("endpoint_id")
+    try:
+        url = webhooks.webhook_url(endpoint if isinstance(endpoint, str) and endpoint else None)
+    except Exception:  # noqa: BLE001 - a listener problem must not block the submit itself
+        return call
+    return {**call, "args": {**args, "webhook_url": url}}
+
+
+async def record_submission(webhooks: Any, call: dict[str, Any], result: Any) -> None:
+    """Tell the listener which endpoint a successful submit ran on (best effort)."""
+    if webhooks is None or call.get("name") != SUBMIT or not isinstance(result, ToolMessage):
+        return
+    artifact, endpoint = result.artifact, (call.get("args") or {}).get("endpoint_id")
+    request_id = artifact.get("request_id") if isinstance(artifact, dict) else getattr(artifact, "request_id", None)
+    if result.status == "error" or not request_id or not isinstance(endpoint, str):
+        return
+    try:  # an fsync'd SQLite write: off the loop
+        await asyncio.to_thread(webhooks.record_submission, str(request_id), endpoint)
+    except Exception:  # noqa: BLE001 - the URL carries the endpoint too; nothing is lost
+        pass
 
 
 def _error_message(call: dict[str, Any], content: str) -> ToolMessage:
@@ -38,8 +71,11 @@ def approval_request(gate: ToolGate, call: dict[str, Any]) -> ApprovalRequest:
 
 
 async def guarded_call(gate: ToolGate, log: TurnLog, call: dict[str, Any], execute: Execute,
-                       decide: Decide) -> ToolMessage:
-    """Run `call` through every check; always returns a ToolMessage, never raises on tool errors."""
+                       decide: Decide, webhooks: Any = None) -> ToolMessage:
+    """Run `call` through every check; always returns a ToolMessage, never raises on tool errors.
+
+    `webhooks` is the running listener (`webhook_url`, `record_submission`) or None."""
+    call = with_webhook(call, webhooks)
     name = call["name"]
     refusal = gate.refusal(name, call.get("args") or {})
     if refusal is None and gate.needs_approval(name):
@@ -68,6 +104,7 @@ async def guarded_call(gate: ToolGate, log: TurnLog, call: dict[str, Any], execu
             raise
         except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model
             result = _error_message(call, f"Error: {name} failed: {redact_text(str(exc))}")
+        await record_submission(webhooks, call, result)
     duration = time.perf_counter() - started
     return finish(gate, log, call, result, duration)
 

@@ -42,10 +42,11 @@ async def _interrupt_decide(request: ApprovalRequest) -> Decision:
 class GuardMiddleware(AgentMiddleware):
     """Every tool call passes the session's `ToolGate` and is reported to the `TurnLog`."""
 
-    def __init__(self, gate: ToolGate, log: TurnLog) -> None:
+    def __init__(self, gate: ToolGate, log: TurnLog, webhooks: Any = None) -> None:
         super().__init__()
         self.gate = gate
         self.log = log
+        self.webhooks = webhooks  # the running webhook listener, attached to submits
 
     async def awrap_tool_call(self, request: Any, handler: Any) -> Any:
         async def execute(call: dict[str, Any]) -> Any:
@@ -53,7 +54,8 @@ class GuardMiddleware(AgentMiddleware):
                 return await handler(request)
             return await handler(request.override(tool_call=call))
 
-        return await guarded_call(self.gate, self.log, request.tool_call, execute, _interrupt_decide)
+        return await guarded_call(self.gate, self.log, request.tool_call, execute, _interrupt_decide,
+                                  self.webhooks)
 
 
 def _json_problem(raw: str) -> str | None:

@@ -36,12 +36,13 @@ class AgentRunner:
     """Runs turns and slash-command tool calls for one persona and one session.
 
     `spent_usd` and `budget_left_usd` track the session's money; `session_id` names the
-    transcript session. Conversation history carries over from turn to turn.
+    transcript session. Conversation history carries over from turn to turn. `webhooks`, the
+    running webhook listener or None, gives submits that name no webhook its URL.
     """
 
     def __init__(self, settings: Any, persona: Any, tools: list[Any], transcript: Any = None,
                  model: Any = None, session_id: str | None = None, *, user: str | None = None,
-                 source: str = "tui") -> None:
+                 source: str = "tui", webhooks: Any = None) -> None:
         from agent.callbacks import TurnCallbacks
         from agent.models import make_model, model_name_for
 
@@ -56,6 +57,7 @@ class AgentRunner:
             session_id = (transcript.new_session(user, persona.name, source=source)
                           if transcript is not None else uuid.uuid4().hex)
         self.session_id = session_id
+        self.webhooks = webhooks
         self.gate = ToolGate(persona, {t.name for t in tools})
         self.log = TurnLog(transcript, session_id, user, persona.name)
         self.callbacks = TurnCallbacks(self.log, self.model_name)
@@ -88,7 +90,7 @@ class AgentRunner:
                     MalformedCallMiddleware(self.log, self.callbacks.raw_args),
                     ModelCallLimitMiddleware(thread_limit=self.settings.max_model_calls, exit_behavior="error"),
                     ToolCallLimitMiddleware(thread_limit=self.settings.max_tool_calls, exit_behavior="error"),
-                    GuardMiddleware(self.gate, self.log),
+                    GuardMiddleware(self.gate, self.log, self.webhooks),
                 ],
                 checkpointer=InMemorySaver(),
             )
@@ -252,7 +254,7 @@ class AgentRunner:
             self.log.emit(request)
             return await self._ask(approver, request)
 
-        result = await guarded_call(self.gate, self.log, call, execute, decide)
+        result = await guarded_call(self.gate, self.log, call, execute, decide, self.webhooks)
         content = _text(result)
         self._history += [AIMessage(content="", tool_calls=[call]), result]
         self.log.emit(TurnEnd(answer=content, spent_usd=self.spent_usd))

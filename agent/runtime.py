@@ -2,6 +2,11 @@
 
 The TUI and `fal-persona ask` both start here. Heavy imports (LangChain, httpx, the sandbox)
 happen inside `build_runtime`, so a UI can paint before they load.
+
+With `settings.listener_enabled`, the webhook listener runs in a thread beside the session: with
+the sandbox on a free loopback port (the sandbox signs its webhooks and serves the JWKS they
+verify against), live on FAL_PERSONA_WEBHOOK_PORT behind FAL_PERSONA_WEBHOOK_URL. A listener
+that cannot start never stops the session; `Runtime.notices` says why it is missing.
 """
 
 from __future__ import annotations
@@ -30,6 +35,12 @@ class Runtime:
     sandbox: Any = None
     source: str = "tui"
     user: str | None = None
+    listener: Any = None
+    """The running webhook listener (`agent.triggers.listener.RunningListener`) or None."""
+    webhooks_attached: bool = False
+    """True when submits get the listener's URL (the queue can reach it)."""
+    notices: list[str] = field(default_factory=list)
+    """Things the user should know about this runtime (e.g. why the listener is not running)."""
     _closed: bool = field(default=False, repr=False)
 
     @property
@@ -43,6 +54,11 @@ class Runtime:
         return self.runner.persona
 
     @property
+    def webhook_url(self) -> str | None:
+        """The URL jobs get for their webhooks, or None when none is attached."""
+        return self.listener.webhook_url() if self.listener is not None and self.webhooks_attached else None
+
+    @property
     def sandbox_url(self) -> str | None:
         """The sandbox's base URL when running in sandbox mode."""
         return getattr(self.sandbox, "url", None)
@@ -54,11 +70,14 @@ class Runtime:
 
         persona = get_persona(name, self.personas)
         self.runner = AgentRunner(self.settings, persona, self.tools, transcript=self.transcript,
-                                  user=self.user, source=self.source)
+                                  user=self.user, source=self.source, webhooks=self._webhooks())
         return self.runner
 
+    def _webhooks(self) -> Any:
+        return self.listener if self.webhooks_attached else None
+
     async def aclose(self) -> None:
-        """Close the client, stop the sandbox, close the transcript (idempotent)."""
+        """Close the client, stop the sandbox then the listener, close the transcript (idempotent)."""
         if self._closed:
             return
         self._closed = True
@@ -66,8 +85,11 @@ class Runtime:
             if self.client is not None:
                 await self.client.aclose()
         finally:
+            # The sandbox first: it stops delivering before the listener stops answering.
             if self.sandbox is not None:
                 await asyncio.to_thread(self.sandbox.stop)
+            if self.listener is not None:
+                await asyncio.to_thread(self.listener.stop)
             if self.transcript is not None and hasattr(self.transcript, "close"):
                 self.transcript.close()
 
@@ -94,16 +116,57 @@ def build_runtime(settings: Any, persona_name: str | None = None, *, source: str
         config = settings.fal_config(base_url=sandbox.url)
     else:
         config = settings.fal_config()
+    listener = None
     try:
+        listener, attached, notices = start_listener(settings, config, sandboxed=sandbox is not None)
         client = FalClient(config)
         tools = build_fal_tools(config=config, client=client)
         # The store also honours FAL_PERSONA_NO_LOG and the persistent `logs off` switch.
         transcript = TranscriptStore(enabled=not settings.no_log)
-        runner = AgentRunner(settings, persona, tools, transcript=transcript, user=user, source=source)
+        runner = AgentRunner(settings, persona, tools, transcript=transcript, user=user, source=source,
+                             webhooks=listener if attached else None)
     except BaseException:
         if sandbox is not None:
             sandbox.stop()
+        if listener is not None:
+            listener.stop()
         raise
     return Runtime(settings=settings, mode="sandbox" if sandbox is not None else "live",
                    personas=personas, runner=runner, tools=tools, client=client,
-                   transcript=transcript, sandbox=sandbox, source=source, user=user)
+                   transcript=transcript, sandbox=sandbox, source=source, user=user,
+                   listener=listener, webhooks_attached=attached, notices=notices)
+
+
+def start_listener(settings: Any, config: Any, *, sandboxed: bool) -> tuple[Any, bool, list[str]]:
+    """(listener or None, whether submits get its URL, notices); never raises for a listener problem."""
+    if not settings.listener_enabled:
+        return None, False, []
+    from agent.redact import redact_text
+    from agent.triggers.listener import start_in_thread
+
+    async def listener_tools() -> dict[str, Any]:
+        # Rule actions run on the listener's own event loop, so they get their own client:
+        # an httpx client's pool cannot be shared between two loops.
+        from tools.catalog import build_fal_tools
+
+        return {t.name: t for t in build_fal_tools(config=config)}
+
+    if sandboxed:
+        # The sandbox is local: loopback, and a free port unless one was asked for explicitly.
+        port = settings.webhook_port if "webhook_port" in settings.model_fields_set else 0
+        own = settings.model_copy(update={"webhook_public_url": None})
+    else:
+        port, own = settings.webhook_port, settings
+    host = settings.webhook_host
+    try:
+        listener = start_in_thread(host, port, settings=own, jwks_url=config.jwks_url, tools=listener_tools)
+    except Exception as exc:  # noqa: BLE001 - a busy port or bad rules file: go on without it
+        reason = redact_text(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
+        return None, False, [f"The webhook listener did not start on {host}:{port} ({reason}); "
+                             "carrying on without it, so jobs get no webhook URL."]
+    if sandboxed or settings.webhook_public_url:
+        return listener, True, []
+    return listener, False, [
+        f"The webhook listener runs at {listener.url}, but fal.ai cannot reach a local address, so "
+        "jobs get no webhook URL. Set FAL_PERSONA_WEBHOOK_URL to a public URL (e.g. a tunnel) "
+        "that forwards to it."]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import getpass
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tools.fal.config import (
@@ -54,10 +54,19 @@ class Settings(BaseSettings):
     """Interface the webhook listener binds."""
     webhook_port: int = Field(default=8787, alias="FAL_PERSONA_WEBHOOK_PORT")
     """Port the webhook listener binds."""
+    listen: bool | None = Field(default=None, alias="FAL_PERSONA_LISTEN")
+    """Run the webhook listener inside the TUI and `ask`. Unset: on with the sandbox (loopback, free),
+    and in live mode only when FAL_PERSONA_WEBHOOK_URL is set (fal.ai cannot reach a loopback URL)."""
     max_tool_calls: int = Field(default=25, alias="FAL_PERSONA_MAX_TOOL_CALLS", ge=1)
     """Tool calls allowed in one turn before the run is stopped."""
     max_model_calls: int = Field(default=15, alias="FAL_PERSONA_MAX_MODEL_CALLS", ge=1)
     """Model calls allowed in one turn before the run is stopped."""
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _blank_listen_is_auto(cls, value: object) -> object:
+        """`FAL_PERSONA_LISTEN=` (as in .env.example) means: decide by mode."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def uses_sandbox(self) -> bool:
@@ -65,6 +74,13 @@ class Settings(BaseSettings):
         return self.fal_key is None and not (
             self.fal_queue_base_url or self.fal_api_base_url or self.fal_jwks_url
         )
+
+    @property
+    def listener_enabled(self) -> bool:
+        """Whether the TUI and `ask` start the webhook listener (see `listen`)."""
+        if self.listen is not None:
+            return self.listen
+        return self.uses_sandbox or bool(self.webhook_public_url)
 
     @property
     def uses_offline_planner(self) -> bool:

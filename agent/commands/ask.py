@@ -80,6 +80,8 @@ async def _run(args: Any) -> int:
         settings = Settings()
         if args.no_log:
             settings = settings.model_copy(update={"no_log": True})
+        if getattr(args, "listen", None) is not None:
+            settings = settings.model_copy(update={"listen": args.listen})
         runtime = build_runtime(settings, args.persona, source="cli", user=args.user)
     except CliError:
         raise
@@ -89,6 +91,8 @@ async def _run(args: Any) -> int:
         if runtime.mode == "sandbox" and not args.json:
             print(f"fal-persona: no FAL_KEY set, using the built-in sandbox at {runtime.sandbox_url}",
                   file=sys.stderr)
+        for notice in getattr(runtime, "notices", None) or []:
+            print(f"fal-persona: {notice}", file=sys.stderr)
         calls: dict[str, dict[str, Any]] = {}
         errors: list[str] = []
         answer = ""

@@ -1,4 +1,6 @@
-"""The app's longer actions: slash commands, persona switching, new chat, export, webhooks."""
+"""The app's longer actions: slash commands, persona switching, new chat, export.
+
+(Webhook notices live in `agent.tui.webhooks`.)"""
 
 from __future__ import annotations
 
@@ -7,7 +9,6 @@ from typing import Any
 from agent.tui import runtime_glue as glue
 from agent.tui.chat import AnswerMessage, ErrorMessage, NoticeMessage, UserMessage
 from agent.tui.commands import Slash, help_markdown
-from agent.tui.progress import JobUpdate
 
 
 async def run_slash(app: Any, slash: Slash, text: str) -> None:
@@ -113,25 +114,3 @@ async def export(app: Any, fmt: str) -> None:
         return
     app.notify(f"transcript exported to {path}")
     await app.chat.add(NoticeMessage(f"transcript exported to {path}", kind="export"))
-
-
-async def show_webhook(app: Any, notice: Any) -> None:
-    """A webhook/trigger notice: into the jobs panel and the chat."""
-    rid = getattr(notice, "request_id", "") or ""
-    status = str(getattr(notice, "status", "") or "")
-    kind = str(getattr(notice, "kind", "") or "event")
-    endpoint = str(getattr(notice, "endpoint_id", "") or "")
-    data = getattr(notice, "data", None) or {}
-    if rid:
-        payload = data.get("payload") if isinstance(data, dict) else None
-        if payload is not None and status.upper() in ("OK", "COMPLETED"):
-            from agent.tui.turn import result_summary
-
-            await app.jobs.set_result(rid, endpoint, payload, result_summary(payload, "webhook result"))
-        elif status.upper() == "ERROR":
-            await app.jobs.set_result(rid, endpoint, None, "failed (webhook)", error=True)
-        else:
-            await app.jobs.update_job(JobUpdate(rid, endpoint, status or kind.upper()))
-    detail = getattr(notice, "detail", "") or ""
-    text = f"webhook {kind}: {endpoint or '?'} {rid} {status}".strip()
-    await app.chat.add(NoticeMessage(text + (f" · {detail}" if detail else ""), kind="webhook"))

@@ -29,6 +29,8 @@ from agent.tui.jobs import JobsPanel
 from agent.tui.keys import DEFAULT_KEYS
 from agent.tui.palette import FalCommands
 from agent.tui.prompt import PromptInput
+from agent.tui.webhooks import header_label as webhook_header_label
+from agent.tui.webhooks import start_notices as webhook_start_notices
 
 WELCOME_MODE = "With no keys set, it runs against a local fal.ai sandbox and the offline planner."
 
@@ -57,6 +59,7 @@ class FalPersonaApp(App):
 
     def __init__(self, *, runtime_factory: Callable[..., Any] | None = None, settings: Any = None,
                  persona: str | None = None, user: str | None = None, no_log: bool = False,
+                 listen: bool | None = None,
                  keys: dict[str, str] | None = None, history_path: Path | None = None,
                  clock: Callable[[], float] = time.monotonic, max_mounted: int = 120,
                  personas_loader: Callable[[], dict[str, Any]] | None = None) -> None:
@@ -64,6 +67,7 @@ class FalPersonaApp(App):
         self.runtime_factory = runtime_factory or glue.default_factory
         self.settings = settings
         self.start_persona, self.user, self.no_log = persona, user, no_log
+        self.listen = listen
         self.keys = keys
         self.history_path = history_path
         self.clock = clock
@@ -133,7 +137,8 @@ class FalPersonaApp(App):
         """Build settings, personas and the runtime off the first paint's critical path."""
         try:
             if self.settings is None:
-                self.settings = await asyncio.to_thread(glue.default_settings, self.user, self.no_log)
+                self.settings = await asyncio.to_thread(glue.default_settings, self.user, self.no_log,
+                                                      self.listen)
             self.runtime = await glue.build(self.runtime_factory, self.settings, self.start_persona)
         except Exception as exc:  # shown in the chat; the app stays usable for /help etc.
             self.runtime_error = glue_error(exc)
@@ -144,6 +149,8 @@ class FalPersonaApp(App):
         self._refresh_header()
         await self.chat.add(NoticeMessage(glue.mode_notice(self.runtime, self.settings), kind="mode"))
         self._subscribe_webhooks()
+        for note in webhook_start_notices(self.runtime):
+            await self.chat.add(NoticeMessage(note, kind="webhook"))
         self.ready.set()
         await self._load_personas()
 
@@ -165,12 +172,19 @@ class FalPersonaApp(App):
         header.mode = glue.mode_label(rt, self.settings)
         header.spent = float(getattr(rt.runner, "spent_usd", 0.0) or 0.0)
         header.budget_left = getattr(rt.runner, "budget_left_usd", None)
+        header.webhooks = webhook_header_label(rt)
 
     def _subscribe_webhooks(self) -> None:
+        unsubscribe = getattr(self, "_unsubscribe", None)
+        if unsubscribe:
+            unsubscribe()
+            self._unsubscribe = None
         listener = getattr(self.runtime, "listener", None)
         if listener is not None and callable(getattr(listener, "subscribe", None)):
+            # post_message is thread-safe and returns at once: the listener's loop never waits
+            # for the UI (call_from_thread would, and could deadlock against shutdown).
             self._unsubscribe = listener.subscribe(
-                lambda notice: self.call_from_thread(self.post_message, self.WebhookNotice(notice)))
+                lambda notice: self.post_message(self.WebhookNotice(notice)))
 
     async def on_unmount(self) -> None:
         unsubscribe = getattr(self, "_unsubscribe", None)
@@ -301,7 +315,7 @@ class FalPersonaApp(App):
 
     @on(WebhookNotice)
     async def _webhook(self, message: WebhookNotice) -> None:
-        from agent.tui.actions import show_webhook
+        from agent.tui.webhooks import show_webhook
 
         await show_webhook(self, message.notice)
 
@@ -324,6 +338,6 @@ def run(args: Any) -> int:
 
     preload_graphics()
     app = FalPersonaApp(persona=getattr(args, "persona", None), user=getattr(args, "user", None),
-                        no_log=bool(getattr(args, "no_log", False)))
+                        no_log=bool(getattr(args, "no_log", False)), listen=getattr(args, "listen", None))
     app.run()
     return int(app.return_code or 0)

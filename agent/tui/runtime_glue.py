@@ -32,8 +32,8 @@ def default_factory(settings: Any, persona: str | None) -> Any:
     return build_runtime(settings, persona_name=persona)
 
 
-def default_settings(user: str | None, no_log: bool) -> Any:
-    """Settings from the environment, with the command line's --user/--no-log on top."""
+def default_settings(user: str | None, no_log: bool, listen: bool | None = None) -> Any:
+    """Settings from the environment, with the command line's --user/--no-log/--listen on top."""
     from agent.settings import Settings
 
     overrides: dict[str, Any] = {}
@@ -41,6 +41,8 @@ def default_settings(user: str | None, no_log: bool) -> Any:
         overrides["user"] = user
     if no_log:
         overrides["no_log"] = True
+    if listen is not None:
+        overrides["listen"] = listen
     return Settings(**overrides)
 
 
