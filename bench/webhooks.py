@@ -222,6 +222,15 @@ def run_load(url: str, reqs: list, procs: int, concurrency: int, client: str = "
             "rate": len(acked) / elapsed, "p50_ms": pct(0.50), "p99_ms": pct(0.99), "acked": acked}
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU a process has used so far (Linux /proc), or None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(mode: str, args: argparse.Namespace, jwks_url: str, reqs: list) -> dict:
     """Run one server mode: warm up, load, stop, count inbox rows."""
     home = tempfile.mkdtemp(prefix=f"bench-{mode}-")
@@ -229,7 +238,12 @@ def measure(mode: str, args: argparse.Namespace, jwks_url: str, reqs: list) -> d
     try:
         warm = reqs[: args.warmup]
         run_load(url, warm, 1, min(8, args.concurrency), args.client)
+        cpu0 = cpu_seconds(proc.pid)
         result = run_load(url, reqs[args.warmup:], args.procs, args.concurrency, args.client)
+        cpu1 = cpu_seconds(proc.pid)
+        # Server CPU per request: steadier than req/s on a shared machine, and it shows where
+        # the verified path's extra cost is (the client's CPU is not in it).
+        result["cpu_us"] = (cpu1 - cpu0) / max(1, result["n"]) * 1e6 if cpu0 is not None else float("nan")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -265,9 +279,10 @@ def main() -> int:
     lost = verified["expected_rows"] - verified["stored"]
     print(f"webhook listener benchmark: {args.n} requests per mode, {args.procs} {args.client} client "
           f"processes x {args.concurrency} lanes, inbox synchronous={args.sync}, server stack {args.stack}, {os.cpu_count()} CPUs")
-    print(f"{'mode':<10}{'ok':>8}{'errors':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
+    print(f"{'mode':<10}{'ok':>8}{'errors':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'server CPU us/req':>19}")
     for name, r in (("bare", bare), ("verified", verified)):
-        print(f"{name:<10}{r['ok']:>8}{r['errors']:>8}{r['rate']:>10.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}")
+        print(f"{name:<10}{r['ok']:>8}{r['errors']:>8}{r['rate']:>10.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}"
+              f"{r['cpu_us']:>19.0f}")
     print(f"verified/bare throughput: {ratio:.2f}  (goal >= 0.50)")
     print(f"verified rate: {verified['rate']:.0f}/s  (goal >= 2000/s)")
     print(f"verified p99: {verified['p99_ms']:.1f} ms  (goal <= 50 ms)")

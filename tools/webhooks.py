@@ -19,7 +19,7 @@ import base64
 import binascii
 import hashlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -60,17 +60,36 @@ class JwksError(Exception):
 KeyLike = bytes | VerifyKey
 
 
-def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """The four webhook headers keyed in lowercase (HTTP header names are case-insensitive)."""
+def _collect(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The four webhook headers from (lowercase name, value) pairs."""
     found: dict[str, str] = {}
-    for name, value in headers.items():
-        low = name.lower()
+    for low, value in pairs:
         if low in REQUIRED_HEADERS:
             # Two copies of a signed header would let the verifier and the handler read
             # different values; refuse rather than pick one.
             if low in found:
                 raise WebhookVerificationError("duplicate_header")
             found[low] = value
+    return found
+
+
+def _lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The four webhook headers keyed in lowercase (HTTP header names are case-insensitive)."""
+    return _collect((name.lower(), value) for name, value in headers.items())
+
+
+def signed_headers_from_raw(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The four webhook headers from ASGI-style raw (name, value) byte pairs (latin-1, as HTTP)."""
+    # A plain loop, not _collect: this runs once per delivery on the listener's hot path.
+    found: dict[str, str] = {}
+    for name, value in raw:
+        if len(name) < 21 or name[:14].lower() != b"x-fal-webhook-":
+            continue
+        low = name.lower().decode("latin-1")
+        if low in REQUIRED_HEADERS:
+            if low in found:
+                raise WebhookVerificationError("duplicate_header")
+            found[low] = value.decode("latin-1")
     return found
 
 
@@ -94,7 +113,18 @@ def verify_webhook(
     tolerance_s: float = 300,
 ) -> None:
     """Check one delivery; return None when valid, raise WebhookVerificationError otherwise."""
-    found = _lower_headers(headers)
+    verify_signed_headers(_lower_headers(headers), body, keys, now=now, tolerance_s=tolerance_s)
+
+
+def verify_signed_headers(
+    found: Mapping[str, str],
+    body: bytes,
+    keys: Sequence[KeyLike],
+    *,
+    now: float,
+    tolerance_s: float = 300,
+) -> None:
+    """Like verify_webhook, for headers already collected (lowercase names, see signed_headers_from_raw)."""
     if any(not found.get(name) for name in REQUIRED_HEADERS):
         raise WebhookVerificationError("missing_header")
     timestamp = found[HEADER_TIMESTAMP]
@@ -194,6 +224,10 @@ class JwksCache:
         if self._owns_client and self._client is not None:
             await self._client.aclose()
             self._client = None
+
+    def cached_keys(self) -> list[VerifyKey] | None:
+        """The keys if fetched and within the TTL, else None (then await :meth:`keys`); no I/O."""
+        return self._keys if self._fresh() else None
 
     def _fresh(self) -> bool:
         return self._fetched_at is not None and self._clock() - self._fetched_at < self.ttl_s

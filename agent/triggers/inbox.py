@@ -3,7 +3,7 @@
 SQLite in WAL mode with ``synchronous=FULL``: a commit returns only after the WAL is on disk,
 so an event that got its 2xx survives a ``kill -9`` *and* an OS crash or power cut. (NORMAL
 would survive ``kill -9`` too but can lose the last commits on power loss; group commit makes
-FULL affordable, see :class:`GroupCommitter`.)
+FULL affordable, see ``intake.py``.)
 
 Rows move ``pending -> done``, or ``pending -> failed -> ... -> dead`` when their actions keep
 failing; ``next_attempt_at`` says when a failed row is due again. ``submitted_jobs`` maps the
@@ -12,7 +12,6 @@ request ids of jobs we submitted to their endpoint, because fal's webhook body h
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -247,41 +246,3 @@ class Inbox:
                 "SELECT endpoint_id FROM submitted_jobs WHERE request_id=?", (request_id,)
             ).fetchone()
         return row[0] if row else None
-
-
-class GroupCommitter:
-    """Batch inbox writes so many concurrent requests share one fsync.
-
-    Each caller of :meth:`add` waits until the transaction holding its row has committed,
-    so nothing is acknowledged before it is durable. While one batch commits (in a thread,
-    so the event loop keeps reading requests), new arrivals queue up and form the next batch.
-    """
-
-    def __init__(self, inbox: Inbox, *, max_batch: int = 512) -> None:
-        self.inbox = inbox
-        self.max_batch = max_batch
-        self._queue: list[tuple[NewEvent, asyncio.Future[bool]]] = []
-        self._flusher: asyncio.Task[None] | None = None
-
-    async def add(self, event: NewEvent) -> bool:
-        """Store `event` durably; True if new, False if a duplicate request_id."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.append((event, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        while self._queue:
-            batch = self._queue[: self.max_batch]
-            del self._queue[: self.max_batch]
-            try:
-                results = await asyncio.to_thread(self.inbox.add_many, [ev for ev, _ in batch])
-            except Exception as exc:  # the callers answer 503 and fal retries
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            for (_, fut), new in zip(batch, results):
-                if not fut.done():
-                    fut.set_result(new)

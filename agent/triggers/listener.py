@@ -85,7 +85,7 @@ def build_listener(
     subscribers = Subscribers()
     inbox = inbox or Inbox()
     if bare:
-        state = ListenerState(verifier=None, inbox=None, bare=True, max_body_bytes=max_body_bytes)
+        state = ListenerState(jwks=None, inbox=None, bare=True, max_body_bytes=max_body_bytes)
         return Listener(state, create_app(state), inbox, None, None, None, subscribers)
     jwks = jwks or JwksCache(jwks_url or settings.fal_config().jwks_url)
     if transcript is DEFAULT:
@@ -97,7 +97,7 @@ def build_listener(
     worker = ActionWorker(inbox, rules, executor, clock=clock, policy=policy, subscribers=subscribers)
     scheduler = Scheduler(schedules, executor, clock=clock, subscribers=subscribers)
     state = ListenerState(
-        verifier=jwks.verify, inbox=inbox, max_body_bytes=max_body_bytes, clock=clock,
+        jwks=jwks, inbox=inbox, max_body_bytes=max_body_bytes, clock=clock,
         subscribers=subscribers, background=[worker.run, scheduler.run], on_stored=worker.wake)
     return Listener(state, create_app(state), inbox, jwks, worker, scheduler, subscribers)
 
@@ -105,7 +105,9 @@ def build_listener(
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket (port 0 picks a free one)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted sockets only then; without it
+    # Nagle and delayed ACKs can stall a response written in two parts by ~40 ms.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)

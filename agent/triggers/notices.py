@@ -42,6 +42,11 @@ class Subscribers:
 
         return unsubscribe
 
+    @property
+    def active(self) -> bool:
+        """True if anyone is subscribed (lets hot paths skip building notices)."""
+        return bool(self._callbacks)
+
     def publish(self, notice: TriggerNotice) -> None:
         """Call every subscriber with `notice` (in the caller's thread)."""
         with self._lock:

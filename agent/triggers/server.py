@@ -6,10 +6,13 @@ Per delivery, in this order (nothing is parsed before it is verified):
 2. verify the signature (``tools.webhooks``): 401 ``{"error": "<reason>"}`` and nothing more;
    503 when the JWKS cannot be had (fal retries, so nothing is lost);
 3. parse and validate the body (``payload.py``): 422 ``{"error": "<reason>"}``;
-4. commit it to the inbox (group commit, ``synchronous=FULL``), and only then answer
-   200 ``{"received": true}``; a request_id already stored answers 200 ``{"duplicate": true}``
+4. commit it to the inbox (``synchronous=FULL``), and only then answer 200
+   ``{"received": true}``; a request_id already stored answers 200 ``{"duplicate": true}``
    and runs nothing again; a storage failure answers 503;
 5. wake the action worker, which runs the rules after the acknowledgement.
+
+Steps 2-4 run batched on one writer thread (``intake.py``); the handler only reads the body,
+queues it and awaits the outcome.
 
 The endpoint of a job: fal's body has none, so the inbox's ``submitted_jobs`` table (filled
 when we submit) is the authority; the ``?endpoint_id=`` the listener adds to the URL it hands
@@ -17,7 +20,8 @@ out is the fallback for jobs submitted elsewhere. The query string is not signed
 ever selects which rules run, never whether a delivery is accepted.
 
 ``bare=True`` answers 200 after reading the body, verifying and storing nothing: the
-benchmark's baseline, never for real use.
+benchmark's baseline, never for real use. Both modes run this same app and handler up to that
+point, so the benchmark compares like with like.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,17 +40,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agent.triggers.inbox import GroupCommitter, Inbox, NewEvent
+from agent.triggers.inbox import Inbox
+from agent.triggers.intake import Intake, Outcome
 from agent.triggers.notices import Subscribers, TriggerNotice
-from agent.triggers.payload import PayloadError, parse_webhook_body
-from tools.webhooks import HEADER_REQUEST_ID, HEADER_USER_ID, JwksError, WebhookVerificationError
+from tools.webhooks import JwksCache
 
 WEBHOOK_PATH = "/webhooks/fal"
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 _ENDPOINT_RE = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+){0,7}$")
-
-Verifier = Callable[[Mapping[str, str], bytes], Awaitable[None]]
-
 
 def _json(status: int, data: dict[str, Any]) -> Response:
     return Response(json.dumps(data, separators=(",", ":")), status_code=status,
@@ -65,7 +66,7 @@ class BodyTooLarge(Exception):
 class ListenerState:
     """What the app needs, kept on ``app.state.listener``."""
 
-    verifier: Verifier | None
+    jwks: JwksCache | None
     inbox: Inbox | None
     max_body_bytes: int = DEFAULT_MAX_BODY
     bare: bool = False
@@ -73,8 +74,20 @@ class ListenerState:
     subscribers: Subscribers = field(default_factory=Subscribers)
     background: list[Callable[[asyncio.Event], Awaitable[None]]] = field(default_factory=list)
     on_stored: Callable[[], None] | None = None
-    committer: GroupCommitter | None = None
+    intake: Intake | None = None
     received: int = 0
+
+    def after_batch(self, stored: list[Outcome]) -> None:
+        """On the loop, once per stored batch: count, wake the worker, publish notices."""
+        new = sum(1 for o in stored if o.new)
+        self.received += new
+        if new and self.on_stored is not None:
+            self.on_stored()
+        if self.subscribers.active:
+            for o in stored:
+                ev = o.event
+                self.subscribers.publish(TriggerNotice(
+                    "received" if o.new else "duplicate", ev.request_id, ev.status, ev.endpoint_id))
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -92,6 +105,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _endpoint_from_query(request: Request) -> str | None:
+    if not request.scope.get("query_string"):
+        return None  # the usual case: skip building QueryParams
     value = request.query_params.get("endpoint_id")
     return value if value and len(value) <= 200 and _ENDPOINT_RE.match(value) else None
 
@@ -105,32 +120,11 @@ async def receive_webhook(request: Request) -> Response:
         return _json(413, {"error": "too_large"})
     if state.bare:
         return Response(_RECEIVED, media_type="application/json")
-    headers = request.headers
-    try:
-        await state.verifier(headers, body)  # type: ignore[misc]
-    except WebhookVerificationError as exc:
-        return _json(401, {"error": exc.reason})
-    except JwksError:
-        return _json(503, {"error": "keys_unavailable"})
-    try:
-        payload = parse_webhook_body(body, expected_request_id=headers[HEADER_REQUEST_ID])
-    except PayloadError as exc:
-        return _json(422, {"error": exc.reason})
-    event = NewEvent(
-        request_id=payload.request_id, received_at=state.clock(), status=payload.status,
-        body=body, user_id=headers.get(HEADER_USER_ID), endpoint_id=_endpoint_from_query(request))
-    try:
-        is_new = await state.committer.add(event)  # type: ignore[union-attr]
-    except Exception:
-        return _json(503, {"error": "storage_unavailable"})
-    if not is_new:
-        state.subscribers.publish(TriggerNotice("duplicate", event.request_id, event.status, event.endpoint_id))
-        return Response(_DUPLICATE, media_type="application/json")
-    state.received += 1
-    if state.on_stored is not None:
-        state.on_stored()
-    state.subscribers.publish(TriggerNotice("received", event.request_id, event.status, event.endpoint_id))
-    return Response(_RECEIVED, media_type="application/json")
+    outcome = await state.intake.submit(  # type: ignore[union-attr]
+        request.scope["headers"], body, _endpoint_from_query(request))
+    if outcome.code != 200:
+        return _json(outcome.code, {"error": outcome.reason})
+    return Response(_RECEIVED if outcome.new else _DUPLICATE, media_type="application/json")
 
 
 async def healthz(request: Request) -> Response:
@@ -141,10 +135,11 @@ async def healthz(request: Request) -> Response:
 
 def create_app(state: ListenerState) -> Starlette:
     """The listener app; background jobs in `state.background` run for the app's lifetime."""
-    if not state.bare and (state.verifier is None or state.inbox is None):
-        raise ValueError("a verifying listener needs a verifier and an inbox")
-    if state.inbox is not None and state.committer is None:
-        state.committer = GroupCommitter(state.inbox)
+    if not state.bare and (state.jwks is None or state.inbox is None):
+        raise ValueError("a verifying listener needs a JWKS cache and an inbox")
+    if not state.bare and state.intake is None:
+        state.intake = Intake(state.inbox, state.jwks, clock=state.clock,  # type: ignore[arg-type]
+                              on_batch=state.after_batch)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -159,6 +154,8 @@ def create_app(state: ListenerState) -> Starlette:
                     await asyncio.wait_for(task, timeout=5)
                 except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
                     task.cancel()
+            if state.intake is not None:
+                state.intake.close()
 
     app = Starlette(
         routes=[Route(WEBHOOK_PATH, receive_webhook, methods=["POST"]),
