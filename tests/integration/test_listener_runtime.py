@@ -94,10 +94,15 @@ async def test_no_keys_starts_sandbox_and_listener_and_a_submit_verifies_end_to_
         body = json.loads(row.body)
         assert row.status == "OK" and row.endpoint_id == EP
         assert body["request_id"] == rid and body["payload"]["images"][0]["url"]
-        # The sandbox's delivery log agrees: one attempt, answered 200 by our verifier.
+        # The sandbox's delivery log agrees: one signed attempt, answered 200 by our verifier.
+        delivery = next(d for d in runtime.sandbox.state.webhooks.deliveries if d.request_id == rid)
+        assert delivery.url == expected and delivery.state == "delivered"
+        assert [a.status_code for a in delivery.attempts] == [200]
         async with httpx.AsyncClient() as http:
             health = (await http.get(f"{listener.url}/healthz")).json()
         assert health["received"] == 1
+        # A new persona's runner attaches the same listener.
+        assert runtime.switch_persona("ops").webhooks is listener
     finally:
         await runtime.aclose()
     with pytest.raises(httpx.ConnectError):  # aclose stopped the listener
