@@ -71,6 +71,7 @@ async def switch_persona(app: Any, name: str) -> None:
         return
     try:
         app.runtime = await glue.switch_persona(runtime, app.runtime_factory, app.settings, name)
+        app._subscribe_webhooks()
     except Exception as exc:  # e.g. a persona file with a bad field: say which
         from agent.tui.turn import readable_error
 
@@ -89,6 +90,7 @@ async def new_chat(app: Any) -> None:
         return
     try:
         app.runtime = await glue.new_session(runtime, app.runtime_factory, app.settings)
+        app._subscribe_webhooks()
     except Exception as exc:
         from agent.tui.turn import readable_error
 

@@ -68,6 +68,8 @@ class FalPersonaApp(App):
         self.settings = settings
         self.start_persona, self.user, self.no_log = persona, user, no_log
         self.listen = listen
+        self._listening_to: Any = None  # the listener whose notices we follow
+        self._unsubscribe: Callable[[], None] | None = None
         self.keys = keys
         self.history_path = history_path
         self.clock = clock
@@ -175,11 +177,14 @@ class FalPersonaApp(App):
         header.webhooks = webhook_header_label(rt)
 
     def _subscribe_webhooks(self) -> None:
-        unsubscribe = getattr(self, "_unsubscribe", None)
-        if unsubscribe:
-            unsubscribe()
-            self._unsubscribe = None
+        """Follow the runtime's listener (again after a rebuilt runtime brought a new one)."""
         listener = getattr(self.runtime, "listener", None)
+        if listener is self._listening_to:
+            return
+        if self._unsubscribe:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self._listening_to = listener
         if listener is not None and callable(getattr(listener, "subscribe", None)):
             # post_message is thread-safe and returns at once: the listener's loop never waits
             # for the UI (call_from_thread would, and could deadlock against shutdown).
@@ -187,9 +192,8 @@ class FalPersonaApp(App):
                 lambda notice: self.post_message(self.WebhookNotice(notice)))
 
     async def on_unmount(self) -> None:
-        unsubscribe = getattr(self, "_unsubscribe", None)
-        if unsubscribe:
-            unsubscribe()
+        if self._unsubscribe:
+            self._unsubscribe()
         if self.runtime is not None:
             await glue.close(self.runtime)
 

@@ -25,5 +25,5 @@ class StatusHeader(Static):
         hooks = f" · webhooks {self.webhooks}" if self.webhooks else ""
         return Text.assemble(
             ("fal-persona", "bold"), " · persona ", (self.persona, "bold"), f" · model {self.model} · ",
-            (self.mode, "bold"), f" · spent ${self.spent:,.2f}{budget}{hooks}{state}",
+            (self.mode, "bold"), f" · spent ${self.spent:,.2f}{budget}{state}{hooks}",
         )
