@@ -86,13 +86,16 @@ class Intake:
         self.max_batch = max_batch
         self._queue: list[_Item] = []
         self._flushing = False
-        self._pool: ThreadPoolExecutor | None = None
+        self._verified: list[tuple[_Item, NewEvent]] = []
+        self._committing = False
+        self._pools: list[ThreadPoolExecutor | None] = [None, None]
 
     def close(self) -> None:
-        """Let the writer thread go (it is made again on next use)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        """Let the two threads go (they are made again on next use)."""
+        for index, pool in enumerate(self._pools):
+            if pool is not None:
+                pool.shutdown(wait=True)
+                self._pools[index] = None
 
     async def submit(self, headers: RawHeaders, body: bytes, endpoint_id: str | None) -> Outcome:
         """Verify, validate and store one delivery; the Outcome says what to answer."""
@@ -121,7 +124,13 @@ class Intake:
             asyncio.get_running_loop().create_task(self._flush())
         return await future
 
+    def _pool(self, index: int) -> ThreadPoolExecutor:
+        if self._pools[index] is None:
+            self._pools[index] = ThreadPoolExecutor(1, thread_name_prefix=f"webhook-{('check', 'commit')[index]}")
+        return self._pools[index]  # type: ignore[return-value]
+
     async def _flush(self) -> None:
+        """Stage 1: verify and validate queued deliveries, a batch at a time, on the check thread."""
         loop = asyncio.get_running_loop()
         try:
             while self._queue:
@@ -134,32 +143,51 @@ class Intake:
                     except JwksError:
                         self._resolve(batch, [_KEYS_DOWN] * len(batch))
                         continue
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(1, thread_name_prefix="webhook-intake")
                 try:
-                    outcomes = await loop.run_in_executor(self._pool, self._process, batch, keys)
-                except Exception:  # the callers answer 503 and fal retries
-                    outcomes = [_STORAGE_DOWN] * len(batch)
-                self._resolve(batch, outcomes)
-                if self.on_batch is not None:
-                    stored = [o for o in outcomes if o.event is not None]
-                    if stored:
-                        self.on_batch(stored)
+                    outcomes, events = await loop.run_in_executor(self._pool(0), self._check, batch, keys)
+                except Exception:
+                    self._resolve(batch, [_STORAGE_DOWN] * len(batch))
+                    continue
+                self._resolve(batch, outcomes)  # the rejected ones answer now
+                if events:
+                    self._verified.extend(events)
+                    if not self._committing:
+                        self._committing = True
+                        loop.create_task(self._commit())
         finally:
             self._flushing = False
 
+    async def _commit(self) -> None:
+        """Stage 2: store everything verified so far in one transaction, while stage 1 goes on."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._verified:
+                group, self._verified = self._verified, []
+                events = [ev for _, ev in group]
+                try:
+                    news = await loop.run_in_executor(self._pool(1), self.inbox.add_many, events)
+                except Exception:  # the callers answer 503 and fal retries
+                    self._resolve([item for item, _ in group], [_STORAGE_DOWN] * len(group))
+                    continue
+                outcomes = [Outcome(200, None, ev, new) for ev, new in zip(events, news)]
+                self._resolve([item for item, _ in group], outcomes)
+                if self.on_batch is not None:
+                    self.on_batch(outcomes)
+        finally:
+            self._committing = False
+
     @staticmethod
-    def _resolve(batch: list[_Item], outcomes: list[Outcome]) -> None:
+    def _resolve(batch: list[_Item], outcomes: list[Outcome | None]) -> None:
         for item, outcome in zip(batch, outcomes):
-            if not item.future.done():  # the client may have gone away
+            if outcome is not None and not item.future.done():  # the client may have gone away
                 item.future.set_result(outcome)
 
-    def _process(self, batch: list[_Item], keys: list) -> list[Outcome]:
-        """In the writer thread: verify, then parse, then one transaction for the batch."""
+    def _check(self, batch: list[_Item], keys: list) -> tuple[list[Outcome | None], list[tuple[_Item, NewEvent]]]:
+        """On the check thread: verify each delivery, then parse the verified ones; None = to store."""
         now = time.time()  # the signature window is checked against real time, always
         received_at = self.clock()
         outcomes: list[Outcome | None] = []
-        events: list[NewEvent] = []
+        events: list[tuple[_Item, NewEvent]] = []
         for item in batch:
             try:
                 found = signed_headers_from_raw(item.headers)
@@ -172,21 +200,11 @@ class Intake:
             except PayloadError as exc:
                 outcomes.append(Outcome(422, exc.reason))
                 continue
-            events.append(NewEvent(
+            events.append((item, NewEvent(
                 request_id=payload.request_id, received_at=received_at, status=payload.status,
-                body=item.body, user_id=found.get(HEADER_USER_ID), endpoint_id=item.endpoint_id))
+                body=item.body, user_id=found.get(HEADER_USER_ID), endpoint_id=item.endpoint_id)))
             outcomes.append(None)
-        if not events:
-            return outcomes  # type: ignore[return-value]
-        try:
-            fresh = iter(zip(events, self.inbox.add_many(events)))
-        except Exception:
-            return [o or _STORAGE_DOWN for o in outcomes]
-        return [o or _stored(*next(fresh)) for o in outcomes]
-
-
-def _stored(event: NewEvent, new: bool) -> Outcome:
-    return Outcome(200, None, event, new)
+        return outcomes, events
 
 
 def _as_mapping(headers: RawHeaders) -> dict[str, str]:
