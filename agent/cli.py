@@ -23,17 +23,32 @@ class CliError(Exception):
     """A user-facing failure: printed as one line on stderr, exit status 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser."""
+def _shared_flags(sub_level: bool) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """Flags accepted both before and after the subcommand.
+
+    At the subcommand level their defaults are SUPPRESS, so `fal-persona --user U ask ...`
+    keeps U instead of the subparser resetting it to its own default.
+    """
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if sub_level else value
+
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--user", help="who is asking (default: the OS user)")
-    common.add_argument("--persona", help="persona to use (default: producer)")
-    common.add_argument("--no-log", action="store_true", help="write nothing to the transcript")
+    common.add_argument("--user", default=default(None), help="who is asking (default: the OS user)")
+    common.add_argument("--persona", default=default(None), help="persona to use (default: producer)")
+    common.add_argument("--no-log", action="store_true", default=default(False),
+                        help="write nothing to the transcript")
     # The TUI (no subcommand) and `ask` run the webhook listener in-process.
     listen = argparse.ArgumentParser(add_help=False)
-    listen.add_argument("--listen", action=argparse.BooleanOptionalAction, default=None,
+    listen.add_argument("--listen", action=argparse.BooleanOptionalAction, default=default(None),
                         help="run the webhook listener and attach its URL to submitted jobs (default: on "
                              "with the sandbox; live only when FAL_PERSONA_WEBHOOK_URL is set)")
+    return common, listen
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser."""
+    common, listen = _shared_flags(sub_level=False)
+    sub_common, sub_listen = _shared_flags(sub_level=True)
 
     parser = argparse.ArgumentParser(
         prog="fal-persona",
@@ -42,14 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command")
 
-    ask = sub.add_parser("ask", parents=[common, listen], help="run one request without the TUI")
+    ask = sub.add_parser("ask", parents=[sub_common, sub_listen], help="run one request without the TUI")
     ask.add_argument("text", help="the request, in words or in the planner's grammar")
     ask.add_argument("--json", action="store_true", help="print answer, tool calls and results as JSON")
     decide = ask.add_mutually_exclusive_group()
     decide.add_argument("--yes", action="store_true", help="approve every spend/cancel")
     decide.add_argument("--no-approve", action="store_true", help="reject every spend/cancel")
 
-    logs = sub.add_parser("logs", parents=[common], help="read the transcript")
+    logs = sub.add_parser("logs", parents=[sub_common], help="read the transcript")
     logs_sub = logs.add_subparsers(dest="logs_command", required=True)
     ll = logs_sub.add_parser("list", help="list sessions")
     ll.add_argument("--limit", type=int, default=20)
@@ -67,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     lon = logs_sub.add_parser("on", help="turn the transcript back on")
     lon.set_defaults(switch=True)
 
-    sb = sub.add_parser("sandbox", parents=[common], help="run the local fal.ai sandbox")
+    sb = sub.add_parser("sandbox", parents=[sub_common], help="run the local fal.ai sandbox")
     sb.add_argument("--host", default="127.0.0.1")
     sb.add_argument("--port", type=int, default=8765)
     sb.add_argument("--tls", action="store_true", help="serve https with a self-signed certificate")
@@ -75,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--speed", type=float, default=1.0, help="clock speed-up factor")
     sb.add_argument("--locked-key", action="append", default=None, help="a key id that answers 403")
 
-    wh = sub.add_parser("webhooks", parents=[common], help="receive and inspect fal.ai webhooks")
+    wh = sub.add_parser("webhooks", parents=[sub_common], help="receive and inspect fal.ai webhooks")
     wh_sub = wh.add_subparsers(dest="webhooks_command", required=True)
     ws = wh_sub.add_parser("serve", help="run the webhook listener")
     ws.add_argument("--host", default=None)
@@ -84,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     wl.add_argument("--json", action="store_true")
     wl.add_argument("--limit", type=int, default=50)
 
-    sc = sub.add_parser("schedules", parents=[common], help="scheduled flows")
+    sc = sub.add_parser("schedules", parents=[sub_common], help="scheduled flows")
     sc_sub = sc.add_subparsers(dest="schedules_command", required=True)
     scl = sc_sub.add_parser("list", help="list schedules with their next run")
     scl.add_argument("--json", action="store_true")
