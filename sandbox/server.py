@@ -73,9 +73,9 @@ class RunningSandbox:
         self.stop()
 
 
-def start_in_thread(host: str = "127.0.0.1", port: int = 0, config: SandboxConfig | None = None, *,
-                    tls: bool = False, data_dir: Path | None = None, ready_timeout: float = 15.0) -> RunningSandbox:
-    """Start a sandbox on a background thread and return once it accepts connections."""
+def _prepare(host: str, port: int, config: SandboxConfig | None, tls: bool,
+             data_dir: Path | None) -> tuple[Any, socket.socket, Any, str]:
+    """The app, the bound socket, the TLS certificate (or None) and the URL it will answer on."""
     config = config or SandboxConfig(host=host, port=port)
     cert = None
     if tls:
@@ -85,9 +85,16 @@ def start_in_thread(host: str = "127.0.0.1", port: int = 0, config: SandboxConfi
         if directory is None:
             raise ValueError("TLS needs a data_dir for its certificate")
         cert = ensure_certificate(Path(directory))
-    app = create_app(config)
     sock = _bind(host, port)
-    real_port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"{'https' if tls else 'http'}://{shown}:{sock.getsockname()[1]}"
+    return create_app(config), sock, cert, url
+
+
+def start_in_thread(host: str = "127.0.0.1", port: int = 0, config: SandboxConfig | None = None, *,
+                    tls: bool = False, data_dir: Path | None = None, ready_timeout: float = 15.0) -> RunningSandbox:
+    """Start a sandbox on a background thread and return once it accepts connections."""
+    app, sock, cert, url = _prepare(host, port, config, tls, data_dir)
     server = uvicorn.Server(_uvicorn_config(app, cert))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
     holder: dict[str, Any] = {}
@@ -101,7 +108,7 @@ def start_in_thread(host: str = "127.0.0.1", port: int = 0, config: SandboxConfi
             loop.close()
             sock.close()
 
-    thread = threading.Thread(target=run, name=f"fal-sandbox-{real_port}", daemon=True)
+    thread = threading.Thread(target=run, name=f"fal-sandbox-{url.rsplit(':', 1)[1]}", daemon=True)
     thread.start()
     deadline = time.monotonic() + ready_timeout
     while not server.started:
@@ -109,9 +116,7 @@ def start_in_thread(host: str = "127.0.0.1", port: int = 0, config: SandboxConfi
             server.should_exit = True
             raise RuntimeError("the sandbox server did not start")
         time.sleep(0.01)
-    shown = f"[{host}]" if ":" in host else host
-    running = RunningSandbox(app, server, thread, f"{'https' if tls else 'http'}://{shown}:{real_port}",
-                             cert[0] if cert else None)
+    running = RunningSandbox(app, server, thread, url, cert[0] if cert else None)
     running.loop = holder.get("loop")
     return running
 
@@ -119,21 +124,9 @@ def start_in_thread(host: str = "127.0.0.1", port: int = 0, config: SandboxConfi
 def serve(host: str = "127.0.0.1", port: int = 8765, config: SandboxConfig | None = None, *, tls: bool = False,
           data_dir: Path | None = None, on_ready: Callable[[str, Path | None], None] | None = None) -> None:
     """Serve in the foreground until interrupted; `on_ready(url, cert_path)` runs once bound."""
-    config = config or SandboxConfig(host=host, port=port)
-    cert = None
-    if tls:
-        from sandbox.tls import ensure_certificate
-
-        directory = data_dir or config.data_dir
-        if directory is None:
-            raise ValueError("TLS needs a data_dir for its certificate")
-        cert = ensure_certificate(Path(directory))
-    app = create_app(config)
-    sock = _bind(host, port)
-    real_port = sock.getsockname()[1]
+    app, sock, cert, url = _prepare(host, port, config, tls, data_dir)
     if on_ready is not None:
-        shown = f"[{host}]" if ":" in host else host
-        on_ready(f"{'https' if tls else 'http'}://{shown}:{real_port}", cert[0] if cert else None)
+        on_ready(url, cert[0] if cert else None)
     server = uvicorn.Server(_uvicorn_config(app, cert))
     try:
         asyncio.run(server.serve(sockets=[sock]))
