@@ -6,8 +6,10 @@ executor is built from injected parts so tests can run it with fakes:
 
 - ``tools``: a mapping name -> LangChain tool, or an async factory returning one (default:
   ``tools.build_fal_tools()``, built on first use);
-- ``prompt_runner``: ``async (persona, text, approve_spend) -> answer`` (default: the agent
-  runtime of engineer D, see :func:`default_prompt_runner`);
+- ``prompt_runner``: ``async (persona, text, approve_spend) -> answer`` (default: one
+  unattended turn of an ``AgentRunner`` built on these same tools and transcript, see
+  :meth:`ActionExecutor.agent_turn`; not ``build_runtime``, which would start a second
+  sandbox and listener and so could not see the job the event is about);
 - ``transcript``: a ``TranscriptStore`` (or None to write nothing).
 """
 
@@ -48,6 +50,7 @@ class ActionExecutor:
         transcript: Any = None,
         user: str = "webhooks",
         media_client: Any = None,
+        settings: Any = None,
     ) -> None:
         self._tools_source = tools
         self._tools: Mapping[str, Any] | None = tools if isinstance(tools, Mapping) else None
@@ -55,9 +58,10 @@ class ActionExecutor:
         self.transcript = transcript
         self.user = user
         self._media_client = media_client
+        self.settings = settings
         self._sessions: dict[str, str] = {}
 
-    async def _tool(self, name: str) -> Any:
+    async def _all_tools(self) -> Mapping[str, Any]:
         if self._tools is None:
             if callable(self._tools_source):
                 self._tools = await self._tools_source()
@@ -65,7 +69,10 @@ class ActionExecutor:
                 from tools import build_fal_tools
 
                 self._tools = {t.name: t for t in build_fal_tools()}
-        tool = self._tools.get(name)
+        return self._tools
+
+    async def _tool(self, name: str) -> Any:
+        tool = (await self._all_tools()).get(name)
         if tool is None:
             raise ActionError(f"tool {name!r} is not available", retryable=False)
         return tool
@@ -105,7 +112,7 @@ class ActionExecutor:
         started = time.monotonic()
         data: dict[str, Any] = {"name": name, "attempt": attempt, **fields}
         try:
-            outcome = await self._run(action, fields, document, persona, data)
+            outcome = await self._run(action, fields, document, persona, data, ref)
         except ActionError as exc:
             data["error"] = str(exc)
             self.record(kind, data, persona=persona, ref=ref, duration_s=time.monotonic() - started)
@@ -119,7 +126,7 @@ class ActionExecutor:
         return outcome
 
     async def _run(self, action: Action, fields: Mapping[str, str], document: Any,
-                   persona: str | None, data: dict[str, Any]) -> str:
+                   persona: str | None, data: dict[str, Any], ref: str) -> str:
         parts: list[str] = []
         result: Any = document.get("payload") if isinstance(document, Mapping) else None
         if action.tool:
@@ -139,7 +146,7 @@ class ActionExecutor:
             parts.append(f"saved {len(saved)} file(s) to {folder}")
         if action.prompt:
             text = fill(action.prompt, fields)
-            answer = await self._prompt(persona, text, action.approve_spend)
+            answer = await self._prompt(persona, text, action.approve_spend, ref)
             data["prompt"] = text
             data["answer"] = answer[:4000]
             parts.append("prompt answered")
@@ -168,35 +175,39 @@ class ActionExecutor:
             raise ActionError(f"{name}: {content[:300]}")
         return artifact, content
 
-    async def _prompt(self, persona: str | None, text: str, approve_spend: bool) -> str:
-        runner = self._prompt_runner or default_prompt_runner
+    async def _prompt(self, persona: str | None, text: str, approve_spend: bool, ref: str) -> str:
         try:
-            return await runner(persona, text, approve_spend)
+            if self._prompt_runner is not None:
+                return await self._prompt_runner(persona, text, approve_spend)
+            return await self.agent_turn(persona, text, approve_spend, ref=ref)
         except ActionError:
             raise
         except Exception as exc:
             raise ActionError(f"prompt: {type(exc).__name__}: {exc}"[:500]) from exc
 
+    async def agent_turn(self, persona: str | None, text: str, approve_spend: bool, *, ref: str) -> str:
+        """One unattended agent turn on this executor's tools; its transcript rows carry `ref`.
 
-async def default_prompt_runner(persona: str | None, text: str, approve_spend: bool) -> str:
-    """Run one unattended turn through the agent runtime; spend/cancel are rejected unless allowed."""
-    import inspect
+        Spending and cancelling tools are rejected unless the rule says approve_spend.
+        """
+        from agent.events import Decision, ErrorEvent, TurnEnd
+        from agent.personas import get_persona, load_personas
+        from agent.runner import AgentRunner
+        from agent.settings import Settings
 
-    from agent.events import Decision, ErrorEvent, TurnEnd
-    from agent.runtime import build_runtime
-    from agent.settings import Settings
+        async def approver(request: Any) -> Decision:
+            if approve_spend:
+                return Decision("approve", reason="trigger rule allows spending")
+            return Decision("reject", reason="unattended trigger: spending needs approve_spend = true")
 
-    async def approver(request: Any) -> Decision:
-        if approve_spend:
-            return Decision("approve", reason="trigger rule allows spending")
-        return Decision("reject", reason="unattended trigger: spending needs approve_spend = true")
-
-    runtime = build_runtime(Settings(), persona)
-    if inspect.isawaitable(runtime):
-        runtime = await runtime
-    try:
+        settings = self.settings or Settings()
+        chosen = get_persona(persona or settings.persona, load_personas())
+        tools = list((await self._all_tools()).values())
+        transcript = RefTranscript(self.transcript, ref) if self.transcript is not None else None
+        runner = AgentRunner(settings, chosen, tools, transcript=transcript, user=self.user,
+                             source="webhooks", session_id=self._session(persona))
         answer, errors = "", []
-        async for event in runtime.runner.run_turn(text, approver):
+        async for event in runner.run_turn(text, approver):
             if isinstance(event, TurnEnd):
                 answer = event.answer
             elif isinstance(event, ErrorEvent):
@@ -204,5 +215,20 @@ async def default_prompt_runner(persona: str | None, text: str, approve_spend: b
         if errors and not answer:
             raise ActionError("; ".join(errors)[:500])
         return answer
-    finally:
-        await runtime.aclose()
+
+
+class RefTranscript:
+    """A TranscriptStore seen through a lens that stamps `ref` (the event id) on every row it writes."""
+
+    def __init__(self, inner: Any, ref: str) -> None:
+        self._inner = inner
+        self._ref = ref
+
+    def prepare(self, *args: Any, ref: str | None = None, **kwargs: Any) -> Any:
+        return self._inner.prepare(*args, ref=ref or self._ref, **kwargs)
+
+    def record(self, *args: Any, ref: str | None = None, **kwargs: Any) -> Any:
+        return self._inner.record(*args, ref=ref or self._ref, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:  # write, new_session, ... pass straight through
+        return getattr(self._inner, name)

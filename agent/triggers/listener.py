@@ -90,7 +90,7 @@ def build_listener(
     jwks = jwks or JwksCache(jwks_url or settings.fal_config().jwks_url)
     if transcript is DEFAULT:
         transcript = open_transcript(settings)
-    executor = ActionExecutor(tools=tools, prompt_runner=prompt_runner, transcript=transcript,
+    executor = ActionExecutor(tools=tools, prompt_runner=prompt_runner, transcript=transcript, settings=settings,
                               user=settings.user_name)
     rules = load_rules() if rules is None else rules
     schedules = load_schedules() if schedules is None else schedules
