@@ -133,8 +133,13 @@ class Inbox:
                 self._conn.close()
                 self._conn = None
 
-    def add_many(self, events: Iterable[NewEvent]) -> list[bool]:
-        """Store events in one transaction; per event, True if new, False if a duplicate."""
+    def add_many(self, events: Iterable[NewEvent], *, settled_as: str | None = None) -> list[bool]:
+        """Store events in one transaction; per event, True if new, False if a duplicate.
+
+        ``settled_as`` stores them already done with that outcome: for a listener with no rules
+        there is nothing to run, so the action worker need not read and update each row again.
+        """
+        state, outcome = ("done", settled_as) if settled_as is not None else ("pending", None)
         with self._lock:
             db = self._db()
             results: list[bool] = []
@@ -143,10 +148,10 @@ class Inbox:
                 for ev in events:
                     cur = db.execute(
                         "INSERT OR IGNORE INTO events (request_id, received_at, endpoint_id, "
-                        "user_id, status, body, state, attempts, next_attempt_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
+                        "user_id, status, body, state, outcome, attempts, next_attempt_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
                         (ev.request_id, ev.received_at, ev.endpoint_id, ev.user_id, ev.status,
-                         ev.body, ev.received_at),
+                         ev.body, state, outcome, ev.received_at),
                     )
                     results.append(cur.rowcount == 1)
                 db.execute("COMMIT")

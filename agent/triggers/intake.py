@@ -21,6 +21,7 @@ delivery once more.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -78,12 +79,15 @@ class Intake:
         clock: Callable[[], float] = time.time,
         on_batch: Callable[[list[Outcome]], None] | None = None,
         max_batch: int = 256,
+        settled_as: str | None = None,
     ) -> None:
         self.inbox = inbox
         self.jwks = jwks
         self.clock = clock
         self.on_batch = on_batch
         self.max_batch = max_batch
+        # With no rules to run, rows are stored already settled (see Inbox.add_many).
+        self.settled_as = settled_as
         self._queue: list[_Item] = []
         self._flushing = False
         self._verified: list[tuple[_Item, NewEvent]] = []
@@ -165,7 +169,8 @@ class Intake:
                 group, self._verified = self._verified, []
                 events = [ev for _, ev in group]
                 try:
-                    news = await loop.run_in_executor(self._pool(1), self.inbox.add_many, events)
+                    news = await loop.run_in_executor(
+                        self._pool(1), functools.partial(self.inbox.add_many, events, settled_as=self.settled_as))
                 except Exception:  # the callers answer 503 and fal retries
                     self._resolve([item for item, _ in group], [_STORAGE_DOWN] * len(group))
                     continue

@@ -32,7 +32,7 @@ from agent.triggers.notices import Subscribers, TriggerNotice
 from agent.triggers.rules import Rule, load_rules
 from agent.triggers.schedules import Schedule, Scheduler, load_schedules
 from agent.triggers.server import DEFAULT_MAX_BODY, WEBHOOK_PATH, ListenerState, create_app
-from agent.triggers.worker import ActionWorker, RetryPolicy
+from agent.triggers.worker import NO_RULE_MATCHED, ActionWorker, RetryPolicy
 from tools.webhooks import JwksCache
 
 
@@ -98,7 +98,8 @@ def build_listener(
     scheduler = Scheduler(schedules, executor, clock=clock, subscribers=subscribers)
     state = ListenerState(
         jwks=jwks, inbox=inbox, max_body_bytes=max_body_bytes, clock=clock,
-        subscribers=subscribers, background=[worker.run, scheduler.run], on_stored=worker.wake)
+        subscribers=subscribers, background=[worker.run, scheduler.run],
+        on_stored=worker.wake if rules else None, settled_as=None if rules else NO_RULE_MATCHED)
     return Listener(state, create_app(state), inbox, jwks, worker, scheduler, subscribers)
 
 

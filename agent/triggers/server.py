@@ -76,6 +76,8 @@ class ListenerState:
     on_stored: Callable[[], None] | None = None
     intake: Intake | None = None
     received: int = 0
+    settled_as: str | None = None
+    """Set when no rule could ever act: events are stored already done, with this outcome."""
 
     def after_batch(self, stored: list[Outcome]) -> None:
         """On the loop, once per stored batch: count, wake the worker, publish notices."""
@@ -139,7 +141,7 @@ def create_app(state: ListenerState) -> Starlette:
         raise ValueError("a verifying listener needs a JWKS cache and an inbox")
     if not state.bare and state.intake is None:
         state.intake = Intake(state.inbox, state.jwks, clock=state.clock,  # type: ignore[arg-type]
-                              on_batch=state.after_batch)
+                              on_batch=state.after_batch, settled_as=state.settled_as)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):

@@ -25,6 +25,8 @@ from agent.triggers.inbox import EventRow, Inbox
 from agent.triggers.notices import Subscribers, TriggerNotice
 from agent.triggers.rules import EventView, Rule
 
+NO_RULE_MATCHED = "no rule matched"
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -102,7 +104,7 @@ class ActionWorker:
             view = self._view(row) if self.rules else None
             matched = [rule for rule in self.rules if rule.matches(view)] if view else []
             if not matched:
-                note = "no rule matched" if view or not self.rules else "stored body unreadable"
+                note = NO_RULE_MATCHED if view or not self.rules else "stored body unreadable"
                 quiet.append((row.request_id, "done", row.attempts, None, note, when, when))
                 self._publish("done", row, view, note)
                 continue

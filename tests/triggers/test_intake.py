@@ -56,10 +56,10 @@ async def test_a_storage_failure_answers_503_for_that_batch_and_then_recovers(ma
     real = inbox.add_many
     broken = True
 
-    def flaky(events):
+    def flaky(events, **kwargs):
         if broken:
             raise OSError("disk full")
-        return real(events)
+        return real(events, **kwargs)
 
     monkeypatch.setattr(inbox, "add_many", flaky)
     body = fal_body("r1")

@@ -28,9 +28,20 @@ async def test_valid_webhook_is_stored_before_the_200(make_listener, signer, inb
     assert response.status_code == 200
     assert response.json() == {"received": True}
     row = inbox.get("req-1")
-    assert row is not None and row.state == "pending" and row.status == "OK"
+    # No rules: nothing will ever run for it, so it is stored already settled.
+    assert row is not None and row.state == "done" and row.outcome == "no rule matched"
+    assert row.status == "OK"
     assert row.body == body  # the raw bytes, as signed
     assert row.endpoint_id == "fal-ai/flux/dev" and row.user_id == "user-1"
+
+
+async def test_with_rules_a_stored_webhook_waits_for_the_worker(make_listener, signer, inbox):
+    _, client = make_listener(rules=[Rule(name="r", endpoint="fal-ai/kling/*", prompt="p")])
+    body = fal_body("req-2")
+    response = await post(client, body, signer.headers(body, "req-2"))
+    assert response.status_code == 200
+    row = inbox.get("req-2")
+    assert row is not None and row.state == "pending" and row.outcome is None
 
 
 async def test_error_delivery_and_null_payload_are_accepted(make_listener, signer, inbox):
