@@ -27,7 +27,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -35,6 +35,7 @@ from agent import locations
 from agent.toolnames import ALL_TOOLS
 
 _MISSING = object()
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class RuleError(ValueError):
@@ -170,25 +171,35 @@ def _where(source: str, kind: str, index: int, table: Mapping[str, Any]) -> str:
     return f"{source}: {kind}[{index}]" + (f" ({name})" if name else "")
 
 
-def parse_rules(tables: Iterable[Any], *, source: str, persona: str | None = None) -> list[Rule]:
-    """Validate raw `[[triggers]]` tables into rules; RuleError names the bad one."""
-    rules = []
+def parse_tables(model: type[ModelT], tables: Iterable[Any], *, kind: str, source: str,
+                 persona: str | None = None) -> list[ModelT]:
+    """Validate raw `[[triggers]]` or `[[schedules]]` tables; RuleError names the bad one.
+
+    A table without a name gets `rule-N` / `schedule-N`; `persona` fills a missing persona.
+    """
+    stem = "rule" if kind == "triggers" else "schedule"
+    out = []
     for index, table in enumerate(tables):
         if not isinstance(table, Mapping):
-            raise RuleError(f"{source}: triggers[{index}]: must be a table")
+            raise RuleError(f"{source}: {kind}[{index}]: must be a table")
         data = dict(table)
-        data.setdefault("name", f"rule-{index + 1}")
+        data.setdefault("name", f"{stem}-{index + 1}")
         if persona is not None:
             data.setdefault("persona", persona)
         try:
-            rules.append(Rule.model_validate(data))
+            out.append(model.model_validate(data))
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'rule'}: {e['msg'].removeprefix('Value error, ')}"
+                f"{'.'.join(map(str, e['loc'])) or stem}: {e['msg'].removeprefix('Value error, ')}"
                 for e in exc.errors(include_url=False)
             )
-            raise RuleError(f"{_where(source, 'triggers', index, table)}: {problems}") from None
-    return rules
+            raise RuleError(f"{_where(source, kind, index, data)}: {problems}") from None
+    return out
+
+
+def parse_rules(tables: Iterable[Any], *, source: str, persona: str | None = None) -> list[Rule]:
+    """Validate raw `[[triggers]]` tables into rules; RuleError names the bad one."""
+    return parse_tables(Rule, tables, kind="triggers", source=source, persona=persona)
 
 
 def read_triggers_file(path: Path | None = None) -> dict[str, list[Any]]:

@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from agent import locations
 from agent.triggers.actions import ActionError, ActionExecutor
 from agent.triggers.cron import CronError, CronExpr
 from agent.triggers.notices import Subscribers, TriggerNotice
-from agent.triggers.rules import Action, RuleError, persona_tables, read_triggers_file
+from agent.triggers.rules import Action, parse_tables, persona_tables, read_triggers_file
 
 
 class Schedule(Action):
@@ -76,23 +76,7 @@ class Schedule(Action):
 
 def parse_schedules(tables: Iterable[Any], *, source: str, persona: str | None = None) -> list[Schedule]:
     """Validate raw `[[schedules]]` tables; RuleError names the bad one."""
-    out = []
-    for index, table in enumerate(tables):
-        if not isinstance(table, dict):
-            raise RuleError(f"{source}: schedules[{index}]: must be a table")
-        data = dict(table)
-        data.setdefault("name", f"schedule-{index + 1}")
-        if persona is not None:
-            data.setdefault("persona", persona)
-        try:
-            out.append(Schedule.model_validate(data))
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'schedule'}: {e['msg'].removeprefix('Value error, ')}"
-                for e in exc.errors(include_url=False)
-            )
-            raise RuleError(f"{source}: schedules[{index}] ({data['name']}): {problems}") from None
-    return out
+    return parse_tables(Schedule, tables, kind="schedules", source=source, persona=persona)
 
 
 def load_schedules(path: Path | None = None, *, include_personas: bool = True) -> list[Schedule]:
