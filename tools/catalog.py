@@ -201,6 +201,23 @@ def _validation_message(exc: Exception) -> str:
     return f"Error: invalid arguments ({detail}). Next: fix them and call the tool again."
 
 
+class _FalTool(StructuredTool):
+    """A StructuredTool whose schema failures still come back with an ``{"error": ...}`` artifact.
+
+    LangChain's own check answers a bad call with content only; handing the raw arguments to
+    the tool instead lets its coroutine (which validates them again) answer with both.
+    """
+
+    def _parse_input(self, tool_input: str | dict[str, Any],
+                     tool_call_id: str | None) -> str | dict[str, Any]:
+        try:
+            return super()._parse_input(tool_input, tool_call_id)
+        except PydanticValidationError:
+            if isinstance(tool_input, dict):
+                return {k: v for k, v in tool_input.items() if isinstance(k, str)}
+            raise
+
+
 def _make_tool(name: str, kind: str, schema: type[BaseModel], handler: Handler,
                description: str, holder: _ClientHolder) -> BaseTool:
     async def coroutine(**kwargs: Any) -> Result:
@@ -219,7 +236,7 @@ def _make_tool(name: str, kind: str, schema: type[BaseModel], handler: Handler,
     def func(**kwargs: Any) -> Result:
         return run_sync(coroutine(**kwargs))
 
-    return StructuredTool.from_function(
+    return _FalTool.from_function(
         func=func, coroutine=coroutine, name=name, description=description,
         args_schema=schema, response_format="content_and_artifact",
         tags=["fal", kind], metadata={"kind": kind},

@@ -123,11 +123,9 @@ async def test_estimate_pricing_refuses_bad_input_before_sending(sandbox: Harnes
     box = sandbox.toolbox()
     msg = await box.call("estimate_pricing", **args)
     assert msg.content.startswith("Error:") and words in msg.content
-    if checked_by == "client":
-        assert msg.artifact["error"]["type"] == "InputError"
-    else:
-        # LangChain's own schema check answers before the tool runs; it has no artifact.
-        assert "invalid arguments" in msg.content and msg.artifact is None
+    assert msg.artifact["error"]["type"] == "InputError"
+    if checked_by == "schema":
+        assert "invalid arguments" in msg.content
     assert box.recorder.requests == []  # refused locally: nothing reached the sandbox
 
 
