@@ -66,6 +66,8 @@ class OfflinePlanner(BaseChatModel):
             return AIMessage(content=f"{exc}. Nothing was run. Type /help for the commands I know.")
         done = refs.done_calls(after)
         taken = refs.planner_steps_taken(after)
+        if done and refs.is_rejected(done[-1][1]):
+            return AIMessage(content=self._summary(steps, done, stopped="you rejected the last step"))
         if done and refs.is_error(done[-1][1]):
             return AIMessage(content=self._summary(steps, done, stopped="the last step failed"))
         if taken >= len(steps):
@@ -103,7 +105,8 @@ class OfflinePlanner(BaseChatModel):
             lines.append("Here is what I did:")
             for i, (call, result) in enumerate(done, 1):
                 action = _ACTIONS.get(call["name"], call["name"])
-                status = " (failed)" if refs.is_error(result) else ""
+                status = (" (rejected: not run)" if refs.is_rejected(result)
+                          else " (failed)" if refs.is_error(result) else "")
                 lines.append(f"{i}. I {action} with {call['name']}{status}:\n{refs.short(result)}")
         if stopped:
             remaining = len(steps) - len(done)

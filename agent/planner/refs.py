@@ -54,6 +54,11 @@ def is_error(result: ToolMessage | None) -> bool:
     return result.status == "error" or _text(result).lstrip().startswith("Error")
 
 
+def is_rejected(result: ToolMessage | None) -> bool:
+    """A tool call the user declined at the approval prompt (so it never ran)."""
+    return result is not None and _text(result).lstrip().startswith("Rejected by the user")
+
+
 def _find(value: Any, key: str) -> Any:
     """The first value under `key` anywhere in nested dicts/lists (or pydantic models)."""
     if hasattr(value, "model_dump"):

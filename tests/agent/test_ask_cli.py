@@ -47,6 +47,8 @@ def test_ask_without_a_terminal_rejects_safely(capsys):
     submit = out["tool_calls"][-1]
     assert submit["name"] == "submit_queue_request" and "Rejected" in submit["error"]
     assert "no terminal" in err and out["spent_usd"] == 0
+    # The planner's summary says the step was declined, not that it broke.
+    assert "(rejected: not run)" in out["answer"] and "you rejected the last step" in out["answer"]
 
 
 def test_ask_plain_text_and_not_understood(capsys):
