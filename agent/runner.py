@@ -278,4 +278,23 @@ def _failure_message(exc: BaseException, settings: Any) -> str:
                 "limit (FAL_PERSONA_MAX_TOOL_CALLS). The work so far is kept.")
     if name == "GraphRecursionError":
         return "Stopped: the agent went round too many times in this turn."
+    # langchain-openai wraps openai's errors in subclasses; match on the whole MRO.
+    hint = next((_MODEL_ERROR_HINTS[c.__name__] for c in type(exc).__mro__
+                 if c.__name__ in _MODEL_ERROR_HINTS), None)
+    if hint:
+        server = getattr(settings, "openai_base_url", None) or "the OpenAI API"
+        return redact_text(f"The turn failed: {hint.format(server=server)} ({name}: {exc})")
     return redact_text(f"The turn failed: {name}: {exc}")
+
+
+# The openai package's errors, by class name (so this module need not import it), with what to do.
+_MODEL_ERROR_HINTS = {
+    "APIConnectionError": "could not reach the model server at {server}; check OPENAI_BASE_URL "
+                          "and that the server is running",
+    "APITimeoutError": "the model server at {server} did not answer in time",
+    "AuthenticationError": "the model server at {server} refused the key; check OPENAI_API_KEY",
+    "PermissionDeniedError": "the model server at {server} refused this request for the key",
+    "NotFoundError": "the model server at {server} does not know this model; check "
+                     "FAL_PERSONA_MODEL or the persona's model",
+    "RateLimitError": "the model server at {server} is rate limiting; wait a little and try again",
+}
