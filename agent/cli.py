@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     ws = wh_sub.add_parser("serve", help="run the webhook listener")
     ws.add_argument("--host", default=None)
     ws.add_argument("--port", type=int, default=None)
+    ws.add_argument("--workers", type=int, default=1, help="listener processes sharing the port")
     wl = wh_sub.add_parser("list", help="list received events")
     wl.add_argument("--json", action="store_true")
     wl.add_argument("--limit", type=int, default=50)

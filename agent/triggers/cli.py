@@ -38,22 +38,40 @@ def _when(epoch: float | None) -> str:
 def _serve(args: argparse.Namespace) -> int:
     from agent.triggers.inbox import Inbox
     from agent.triggers.listener import base_url, bind_socket, build_listener, uvicorn_server
-    from agent.triggers.rules import RuleError
+    from agent.triggers.rules import RuleError, load_rules
+    from agent.triggers.schedules import load_schedules
     from agent.triggers.server import WEBHOOK_PATH
 
     settings = _settings(args)
     host = args.host or settings.webhook_host
     port = settings.webhook_port if args.port is None else args.port
+    workers = getattr(args, "workers", 1) or 1
+    if workers < 1 or workers > 64:
+        raise CliError("--workers must be between 1 and 64")
     bare = os.environ.get("FAL_PERSONA_WEBHOOK_BARE", "") in ("1", "true", "yes")
     sync = os.environ.get("FAL_PERSONA_WEBHOOK_SYNC", "FULL").upper()
     if sync not in ("FULL", "NORMAL"):
         raise CliError("FAL_PERSONA_WEBHOOK_SYNC must be FULL or NORMAL")
-    try:
-        listener = build_listener(settings, bare=bare, inbox=Inbox(synchronous=sync))
+    check = os.environ.get("FAL_PERSONA_WEBHOOK_CHECK", "auto").lower()
+    if check not in ("auto", "thread", "inline"):
+        raise CliError("FAL_PERSONA_WEBHOOK_CHECK must be auto, thread or inline")
+    inline = check == "inline" or (check == "auto" and workers > 1)
+    try:  # load the files once up front so a bad rule fails here, not in every worker
+        rules, schedules = (None, None) if bare else (load_rules(), load_schedules())
     except RuleError as exc:
         raise CliError(str(exc)) from None
+
+    def build(primary: bool):
+        return build_listener(settings, bare=bare, inbox=Inbox(synchronous=sync), rules=rules,
+                              schedules=schedules, actions=primary, inline_check=inline)
+
+    def serve(listener, sock) -> None:
+        server = uvicorn_server(listener.app, http=os.environ.get("FAL_PERSONA_WEBHOOK_HTTP", "auto"),
+                                loop=os.environ.get("FAL_PERSONA_WEBHOOK_LOOP", "auto"))
+        server.run(sockets=[sock])
+
     try:
-        sock = bind_socket(host, port)
+        sock = bind_socket(host, port, reuse_port=workers > 1)
     except OSError as exc:
         raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     url = base_url(host, sock.getsockname()[1])
@@ -63,15 +81,16 @@ def _serve(args: argparse.Namespace) -> int:
     if bare:
         print("BARE MODE: nothing is verified or stored (benchmark baseline only)", flush=True)
     else:
-        print(f"JWKS: {listener.jwks.url if listener.jwks else '-'}", flush=True)
-        print(f"Inbox: {listener.inbox.path}", flush=True)
-        worker, sched = listener.worker, listener.scheduler
-        print(f"Rules: {len(worker.rules) if worker else 0}; schedules: "
-              f"{len(sched.schedules) if sched else 0}", flush=True)
-    server = uvicorn_server(listener.app, http=os.environ.get("FAL_PERSONA_WEBHOOK_HTTP", "auto"),
-                            loop=os.environ.get("FAL_PERSONA_WEBHOOK_LOOP", "auto"))
-    server.run(sockets=[sock])
-    return 0
+        print(f"JWKS: {settings.fal_config().jwks_url}", flush=True)
+        print(f"Inbox: {Inbox().path}", flush=True)
+        print(f"Rules: {len(rules or [])}; schedules: {len(schedules or [])}", flush=True)
+    if workers == 1:
+        serve(build(True), sock)
+        return 0
+    from agent.triggers.workers import run_workers
+
+    print(f"Workers: {workers} processes (rules and schedules run in worker 0)", flush=True)
+    return run_workers(workers, sock, build, serve)
 
 
 def _list(args: argparse.Namespace) -> int:

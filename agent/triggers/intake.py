@@ -80,6 +80,7 @@ class Intake:
         on_batch: Callable[[list[Outcome]], None] | None = None,
         max_batch: int = 256,
         settled_as: str | None = None,
+        inline_check: bool = False,
     ) -> None:
         self.inbox = inbox
         self.jwks = jwks
@@ -88,6 +89,9 @@ class Intake:
         self.max_batch = max_batch
         # With no rules to run, rows are stored already settled (see Inbox.add_many).
         self.settled_as = settled_as
+        # With several listener processes the parallelism comes from the processes: verifying
+        # on the loop then saves the hop to the check thread and the GIL hand-offs around it.
+        self.inline_check = inline_check
         self._queue: list[_Item] = []
         self._flushing = False
         self._verified: list[tuple[_Item, NewEvent]] = []
@@ -148,7 +152,10 @@ class Intake:
                         self._resolve(batch, [_KEYS_DOWN] * len(batch))
                         continue
                 try:
-                    outcomes, events = await loop.run_in_executor(self._pool(0), self._check, batch, keys)
+                    if self.inline_check:
+                        outcomes, events = self._check(batch, keys)
+                    else:
+                        outcomes, events = await loop.run_in_executor(self._pool(0), self._check, batch, keys)
                 except Exception:
                     self._resolve(batch, [_STORAGE_DOWN] * len(batch))
                     continue

@@ -79,8 +79,15 @@ def build_listener(
     max_body_bytes: int = DEFAULT_MAX_BODY,
     clock: Callable[[], float] = time.time,
     policy: RetryPolicy | None = None,
+    actions: bool = True,
+    inline_check: bool = False,
 ) -> Listener:
-    """Wire inbox, verifier, worker and scheduler into one app (rules/schedules default to the files)."""
+    """Wire inbox, verifier, worker and scheduler into one app (rules/schedules default to the files).
+
+    ``actions=False`` builds a receive-only listener (a secondary process of ``--workers N``):
+    it stores events pending as usual but runs neither the action worker nor the schedules,
+    so nothing runs twice; ``inline_check`` verifies on the event loop (see Intake).
+    """
     settings = settings or Settings()
     subscribers = Subscribers()
     inbox = inbox or Inbox()
@@ -98,18 +105,21 @@ def build_listener(
     scheduler = Scheduler(schedules, executor, clock=clock, subscribers=subscribers)
     state = ListenerState(
         jwks=jwks, inbox=inbox, max_body_bytes=max_body_bytes, clock=clock,
-        subscribers=subscribers, background=[worker.run, scheduler.run],
-        on_stored=worker.wake if rules else None, settled_as=None if rules else NO_RULE_MATCHED)
+        subscribers=subscribers, background=[worker.run, scheduler.run] if actions else [],
+        on_stored=worker.wake if rules and actions else None,
+        settled_as=None if rules else NO_RULE_MATCHED, inline_check=inline_check)
     return Listener(state, create_app(state), inbox, jwks, worker, scheduler, subscribers)
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket (port 0 picks a free one)."""
+def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket (port 0 picks a free one); `reuse_port` lets siblings share the port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP: asyncio sets TCP_NODELAY on accepted sockets only then; without it
     # Nagle and delayed ACKs can stall a response written in two parts by ~40 ms.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)

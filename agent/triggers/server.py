@@ -76,6 +76,7 @@ class ListenerState:
     on_stored: Callable[[], None] | None = None
     intake: Intake | None = None
     received: int = 0
+    inline_check: bool = False
     settled_as: str | None = None
     """Set when no rule could ever act: events are stored already done, with this outcome."""
 
@@ -141,7 +142,8 @@ def create_app(state: ListenerState) -> Starlette:
         raise ValueError("a verifying listener needs a JWKS cache and an inbox")
     if not state.bare and state.intake is None:
         state.intake = Intake(state.inbox, state.jwks, clock=state.clock,  # type: ignore[arg-type]
-                              on_batch=state.after_batch, settled_as=state.settled_as)
+                              on_batch=state.after_batch, settled_as=state.settled_as,
+                              inline_check=state.inline_check)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
