@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -131,9 +132,10 @@ async def receive_webhook(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    """GET /healthz: alive, and how many events this process stored."""
+    """GET /healthz: alive, and how many events this process stored (and which process it is)."""
     state: ListenerState = request.app.state.listener
-    return _json(200, {"ok": True, "received": state.received, "bare": state.bare})
+    # pid: with `--workers N` each process answers for itself
+    return _json(200, {"ok": True, "received": state.received, "bare": state.bare, "pid": os.getpid()})
 
 
 def create_app(state: ListenerState) -> Starlette:

@@ -106,16 +106,19 @@ class JwksHttpServer:
         self._server.server_close()
 
 
-def start_listener_process(env: dict[str, str], *, timeout_s: float = 30.0):
-    """Run `fal-persona webhooks serve --port 0` as a subprocess; returns (process, base URL)."""
+def start_listener_process(env: dict[str, str], *, timeout_s: float = 30.0, workers: int = 1):
+    """Run `fal-persona webhooks serve --port 0` as a subprocess; returns (process, base URL).
+
+    The process leads its own session, so ``os.killpg(proc.pid, ...)`` reaches every worker.
+    """
     import re
     import subprocess
     import sys
 
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from agent.cli import main; sys.exit(main(sys.argv[1:]))",
-         "webhooks", "serve", "--host", "127.0.0.1", "--port", "0"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "webhooks", "serve", "--host", "127.0.0.1", "--port", "0", "--workers", str(workers)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         line = proc.stdout.readline()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -17,11 +18,12 @@ from tests.triggers.support import JwksHttpServer, Signer, fal_body, start_liste
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 
 
-async def test_kill_9_under_load_loses_no_acknowledged_event():
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_kill_9_under_load_loses_no_acknowledged_event(workers):
     signer = Signer()
     jwks = JwksHttpServer(signer)
     env = {**os.environ, "FAL_JWKS_URL": jwks.url}
-    proc, url = start_listener_process(env)
+    proc, url = start_listener_process(env, workers=workers)
     acked: set[str] = set()
     failed = 0
     enough = asyncio.Event()
@@ -47,7 +49,7 @@ async def test_kill_9_under_load_loses_no_acknowledged_event():
 
             async def killer() -> None:
                 await asyncio.wait_for(enough.wait(), timeout=60)
-                os.kill(proc.pid, signal.SIGKILL)
+                os.killpg(proc.pid, signal.SIGKILL)  # every worker process dies at once
 
             queue = iter(range(20_000))
 
@@ -60,7 +62,8 @@ async def test_kill_9_under_load_loses_no_acknowledged_event():
             await asyncio.gather(killer(), *(lane() for _ in range(32)))
     finally:
         if proc.poll() is None:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         jwks.close()
     assert proc.returncode == -signal.SIGKILL
