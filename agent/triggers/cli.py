@@ -62,7 +62,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
 
     def build(primary: bool):
-        return build_listener(settings, bare=bare, inbox=Inbox(synchronous=sync), rules=rules,
+        return build_listener(settings, bare=bare, inbox=Inbox(synchronous=sync, shared_writers=workers > 1), rules=rules,
                               schedules=schedules, actions=primary, inline_check=inline)
 
     def serve(listener, sock) -> None:

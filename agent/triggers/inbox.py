@@ -12,6 +12,7 @@ request ids of jobs we submitted to their endpoint, because fal's webhook body h
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -20,6 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from agent import locations
+
+try:
+    import fcntl
+except ImportError:  # Windows: fall back to SQLite's busy handler alone
+    fcntl = None  # type: ignore[assignment]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -109,9 +115,15 @@ class EventRow:
 class Inbox:
     """The SQLite inbox. Thread-safe: one connection behind a lock, opened on first use."""
 
-    def __init__(self, path: Path | str | None = None, *, synchronous: str = "FULL") -> None:
+    def __init__(self, path: Path | str | None = None, *, synchronous: str = "FULL",
+                 shared_writers: bool = False) -> None:
         self.path = Path(path) if path is not None else locations.inbox_db()
         self._synchronous = synchronous
+        # Several processes storing at once (``webhooks serve --workers N``): queue for the
+        # write lock on a flock, which wakes the next writer the moment it is free, instead of
+        # SQLite's busy handler, which sleeps 1, 2, 5, 10 ms... and set p99 at ~20 ms.
+        self._shared_writers = shared_writers
+        self._flock_fd: int | None = None
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
@@ -123,6 +135,8 @@ class Inbox:
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA busy_timeout=5000")
             conn.executescript(SCHEMA)
+            if self._shared_writers and fcntl is not None:
+                self._flock_fd = os.open(f"{self.path}.writelock", os.O_RDWR | os.O_CREAT, 0o600)
             self._conn = conn
         return self._conn
 
@@ -132,6 +146,9 @@ class Inbox:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            if self._flock_fd is not None:
+                os.close(self._flock_fd)
+                self._flock_fd = None
 
     def add_many(self, events: Iterable[NewEvent], *, settled_as: str | None = None) -> list[bool]:
         """Store events in one transaction; per event, True if new, False if a duplicate.
@@ -143,7 +160,13 @@ class Inbox:
         with self._lock:
             db = self._db()
             results: list[bool] = []
-            db.execute("BEGIN IMMEDIATE")
+            if self._flock_fd is not None:
+                fcntl.flock(self._flock_fd, fcntl.LOCK_EX)  # released below, after COMMIT
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self._unflock()
+                raise
             try:
                 for ev in events:
                     cur = db.execute(
@@ -158,7 +181,13 @@ class Inbox:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+            finally:
+                self._unflock()
             return results
+
+    def _unflock(self) -> None:
+        if self._flock_fd is not None:
+            fcntl.flock(self._flock_fd, fcntl.LOCK_UN)
 
     def add(self, event: NewEvent) -> bool:
         """Store one event; False if its request_id is already in the inbox."""

@@ -169,3 +169,33 @@ tool = "get_pricing"
     # Same rules, so its events wait for worker 0 rather than being stored settled...
     assert secondary.state.background == [] and secondary.state.on_stored is None
     assert secondary.state.settled_as is None and primary.state.settled_as is None
+
+
+def test_shared_writers_queue_on_the_write_flock(tmp_path):
+    import fcntl
+
+    from agent.triggers.inbox import NewEvent
+
+    path = tmp_path / "inbox.sqlite3"
+    first, second = Inbox(path, shared_writers=True), Inbox(path, shared_writers=True)
+    event = lambda rid: NewEvent(request_id=rid, received_at=1.0, status="OK", body=b"{}",  # noqa: E731
+                                 user_id="u", endpoint_id=None)
+    assert first.add_many([event("a")]) == [True]  # opens the database and its lock file
+    holder = os.open(f"{path}.writelock", os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # as another worker mid-commit would
+    done = threading.Event()
+    results: list[list[bool]] = []
+    thread = threading.Thread(target=lambda: (results.append(second.add_many([event("a"), event("b")])),
+                                              done.set()))
+    try:
+        thread.start()
+        assert not done.wait(0.3), "stored without waiting for the other writer"
+    finally:
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        os.close(holder)
+    assert done.wait(10)
+    thread.join()
+    assert results == [[False, True]]
+    assert first.count() == 2
+    first.close()
+    second.close()
