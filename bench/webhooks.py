@@ -13,12 +13,20 @@ before the clock starts. Latency is per request, send to full response.
 
 Goals (issue 6): verified >= 50% of bare throughput, >= 2,000/s, p99 <= 50 ms, nothing lost
 (rows in the inbox == 2xx answers). It also prints each server's CPU per request (/proc),
-which is steadier than req/s on a shared machine. Read the ratio with it in mind: the bare
-server costs ~30 us of CPU per request, and one libsodium Ed25519 verify alone costs ~35-45 us
-here, so with the client on the same 2 cores the verified path cannot reach half the bare rate
-when bare runs at ~30k/s; the 0.5 goal holds only when bare itself is slowed by other load.
+which is steadier than req/s on a shared machine, the client's CPU per request, and the cores
+each side kept busy (CPU per request x rate): a client near ``--procs`` cores means the run
+measured the client. Read the ratio with it in mind: the bare server costs ~30 us of CPU per
+request, and one libsodium Ed25519 verify alone costs ~35-45 us here, so with the client on
+the same 2 cores the verified path cannot reach half the bare rate when bare runs at ~30k/s.
 
-    .venv/bin/python bench/webhooks.py [-n 20000] [--procs 1] [--concurrency 16] [--stack auto|h11]
+``--workers N`` runs both servers as ``webhooks serve --workers N``. Measured on 2 cores
+(Nov 2026): N=1 gives bare ~30-32k/s, verified ~7.4-8.5k/s (0.23-0.29); N=2 gives bare
+~35-37k/s (client ~0.56 core, server ~1.2 cores: bound by the whole machine, not by the
+client alone), verified ~8.6-8.8k/s (0.24) with 16 lanes, where verified is latency-bound
+(one commit in flight per process, ~1.8 ms p50) rather than CPU-bound; with 64 lanes it
+reaches ~13.6k/s (0.37), which is the CPU ceiling: (33+15) / (115+17) us per request.
+
+    .venv/bin/python bench/webhooks.py [-n 20000] [--procs 1] [--concurrency 16] [--workers 1] [--stack auto|h11]
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@
 ``FAL_PERSONA_WEBHOOK_BARE=1`` answers 200 without verifying or storing (a baseline, never for
 real use), ``FAL_PERSONA_WEBHOOK_SYNC`` (FULL|NORMAL) overrides the inbox's fsync level, and
 ``FAL_PERSONA_WEBHOOK_HTTP`` (auto|h11|httptools) / ``FAL_PERSONA_WEBHOOK_LOOP``
-(auto|asyncio|uvloop) pick uvicorn's protocol and loop.
+(auto|asyncio|uvloop) pick uvicorn's protocol and loop, and ``FAL_PERSONA_WEBHOOK_CHECK``
+(auto|thread|inline) where signatures are verified (auto: a thread for one worker, the event
+loop for ``--workers`` > 1; see intake.py).
 """
 
 from __future__ import annotations
