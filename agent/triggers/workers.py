@@ -124,7 +124,7 @@ def run_workers(count: int, sock: socket.socket, build: Callable[[bool], Listene
                 for other in {id(s): s for s in socks if s is not socks[index]}.values():
                     other.close()
                 code = _child(index, build, serve, socks[index], (read_fd, write_fd))
-            except BaseException as exc:  # noqa: BLE001 (report, never return into the parent's code)
+            except BaseException as exc:  # report it; never return into the parent's code
                 print(f"webhook worker {index} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             finally:
                 sys.stdout.flush()

@@ -13,7 +13,12 @@ import pytest
 
 from agent import locations
 from agent.triggers.inbox import Inbox
-from tests.triggers.support import JwksHttpServer, Signer, fal_body, start_listener_process
+from tests.triggers.support import (
+    JwksHttpServer,
+    Signer,
+    fal_body,
+    start_listener_process,
+)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs SIGKILL")
 

@@ -20,7 +20,12 @@ from agent import locations
 from agent.triggers.inbox import Inbox
 from agent.triggers.listener import build_listener
 from agent.triggers.rules import load_rules
-from tests.triggers.support import JwksHttpServer, Signer, fal_body, start_listener_process
+from tests.triggers.support import (
+    JwksHttpServer,
+    Signer,
+    fal_body,
+    start_listener_process,
+)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="forks worker processes")
 
@@ -35,7 +40,7 @@ class CountingFal:
         hits, lock = self.hits, threading.Lock()
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 with lock:
                     hits[self.path] += 1
                 data = json.dumps({"images": [], "seed": 1}).encode()
@@ -59,7 +64,7 @@ class CountingFal:
 
 def _write_rule() -> None:
     locations.triggers_file().parent.mkdir(parents=True, exist_ok=True)
-    locations.triggers_file().write_text(f"""
+    locations.triggers_file().write_text("""
 [[triggers]]
 name = "fetch-result"
 endpoint = "fal-ai/flux/*"
@@ -178,7 +183,7 @@ def test_shared_writers_queue_on_the_write_flock(tmp_path):
 
     path = tmp_path / "inbox.sqlite3"
     first, second = Inbox(path, shared_writers=True), Inbox(path, shared_writers=True)
-    event = lambda rid: NewEvent(request_id=rid, received_at=1.0, status="OK", body=b"{}",  # noqa: E731
+    event = lambda rid: NewEvent(request_id=rid, received_at=1.0, status="OK", body=b"{}",
                                  user_id="u", endpoint_id=None)
     assert first.add_many([event("a")]) == [True]  # opens the database and its lock file
     holder = os.open(f"{path}.writelock", os.O_RDWR)
