@@ -5,8 +5,8 @@
 real use), ``FAL_PERSONA_WEBHOOK_SYNC`` (FULL|NORMAL) overrides the inbox's fsync level, and
 ``FAL_PERSONA_WEBHOOK_HTTP`` (auto|h11|httptools) / ``FAL_PERSONA_WEBHOOK_LOOP``
 (auto|asyncio|uvloop) pick uvicorn's protocol and loop, and ``FAL_PERSONA_WEBHOOK_CHECK``
-(auto|thread|inline) where signatures are verified (auto: a thread for one worker, the event
-loop for ``--workers`` > 1; see intake.py).
+(auto|process|thread|inline) where deliveries are verified and stored (auto: the checker
+process for one worker, see checker.py; the event loop for ``--workers`` > 1, see intake.py).
 """
 
 from __future__ import annotations
@@ -55,17 +55,20 @@ def _serve(args: argparse.Namespace) -> int:
     if sync not in ("FULL", "NORMAL"):
         raise CliError("FAL_PERSONA_WEBHOOK_SYNC must be FULL or NORMAL")
     check = os.environ.get("FAL_PERSONA_WEBHOOK_CHECK", "auto").lower()
-    if check not in ("auto", "thread", "inline"):
-        raise CliError("FAL_PERSONA_WEBHOOK_CHECK must be auto, thread or inline")
-    inline = check == "inline" or (check == "auto" and workers > 1)
+    if check not in ("auto", "thread", "inline", "process"):
+        raise CliError("FAL_PERSONA_WEBHOOK_CHECK must be auto, thread, inline or process")
+    if check == "auto":
+        check = "process" if workers == 1 else "inline"
     try:  # load the files once up front so a bad rule fails here, not in every worker
         rules, schedules = (None, None) if bare else (load_rules(), load_schedules())
     except RuleError as exc:
         raise CliError(str(exc)) from None
 
     def build(primary: bool):
-        return build_listener(settings, bare=bare, inbox=Inbox(synchronous=sync, shared_writers=workers > 1), rules=rules,
-                              schedules=schedules, actions=primary, inline_check=inline)
+        # The checker process writes to the inbox beside this one: queue on the file lock.
+        shared = workers > 1 or check == "process"
+        return build_listener(settings, bare=bare, inbox=Inbox(synchronous=sync, shared_writers=shared), rules=rules,
+                              schedules=schedules, actions=primary, check=check)
 
     def serve(listener, sock) -> None:
         server = uvicorn_server(listener.app, http=os.environ.get("FAL_PERSONA_WEBHOOK_HTTP", "auto"),

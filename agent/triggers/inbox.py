@@ -127,6 +127,16 @@ class Inbox:
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
+    @property
+    def synchronous(self) -> str:
+        """The SQLite fsync level commits use (FULL or NORMAL)."""
+        return self._synchronous
+
+    @property
+    def shared_writers(self) -> bool:
+        """Whether writers from several processes queue on a file lock (see __init__)."""
+        return self._shared_writers
+
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)

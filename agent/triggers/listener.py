@@ -80,13 +80,14 @@ def build_listener(
     clock: Callable[[], float] = time.time,
     policy: RetryPolicy | None = None,
     actions: bool = True,
-    inline_check: bool = False,
+    check: str = "thread",
 ) -> Listener:
     """Wire inbox, verifier, worker and scheduler into one app (rules/schedules default to the files).
 
     ``actions=False`` builds a receive-only listener (a secondary process of ``--workers N``):
     it stores events pending as usual but runs neither the action worker nor the schedules,
-    so nothing runs twice; ``inline_check`` verifies on the event loop (see Intake).
+    so nothing runs twice; ``check`` says where deliveries are verified and stored: "thread"
+    (intake.Intake's threads), "inline" (on the event loop) or "process" (the checker process).
     """
     settings = settings or Settings()
     subscribers = Subscribers()
@@ -107,7 +108,7 @@ def build_listener(
         jwks=jwks, inbox=inbox, max_body_bytes=max_body_bytes, clock=clock,
         subscribers=subscribers, background=[worker.run, scheduler.run] if actions else [],
         on_stored=worker.wake if rules and actions else None,
-        settled_as=None if rules else NO_RULE_MATCHED, inline_check=inline_check)
+        settled_as=None if rules else NO_RULE_MATCHED, check=check)
     return Listener(state, create_app(state), inbox, jwks, worker, scheduler, subscribers)
 
 

@@ -47,6 +47,7 @@ from agent.triggers.notices import Subscribers, TriggerNotice
 from tools.webhooks import JwksCache
 
 WEBHOOK_PATH = "/webhooks/fal"
+CHECK_MODES = ("thread", "inline", "process")
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 _ENDPOINT_RE = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+){0,7}$")
 
@@ -75,9 +76,11 @@ class ListenerState:
     subscribers: Subscribers = field(default_factory=Subscribers)
     background: list[Callable[[asyncio.Event], Awaitable[None]]] = field(default_factory=list)
     on_stored: Callable[[], None] | None = None
-    intake: Intake | None = None
+    intake: Any = None  # Intake or ProcessIntake: submit(headers, body, endpoint_id), close()
     received: int = 0
-    inline_check: bool = False
+    check: str = "thread"
+    """Where deliveries are verified and stored: "thread" or "inline" (intake.Intake), or
+    "process" (the checker process, intake_process.ProcessIntake)."""
     settled_as: str | None = None
     """Set when no rule could ever act: events are stored already done, with this outcome."""
 
@@ -142,10 +145,18 @@ def create_app(state: ListenerState) -> Starlette:
     """The listener app; background jobs in `state.background` run for the app's lifetime."""
     if not state.bare and (state.jwks is None or state.inbox is None):
         raise ValueError("a verifying listener needs a JWKS cache and an inbox")
+    if state.check not in CHECK_MODES:
+        raise ValueError(f"check must be one of {', '.join(CHECK_MODES)}")
     if not state.bare and state.intake is None:
-        state.intake = Intake(state.inbox, state.jwks, clock=state.clock,  # type: ignore[arg-type]
-                              on_batch=state.after_batch, settled_as=state.settled_as,
-                              inline_check=state.inline_check)
+        if state.check == "process":
+            from agent.triggers.intake_process import ProcessIntake
+
+            state.intake = ProcessIntake(state.inbox, state.jwks, clock=state.clock,  # type: ignore[arg-type]
+                                         on_batch=state.after_batch, settled_as=state.settled_as)
+        else:
+            state.intake = Intake(state.inbox, state.jwks, clock=state.clock,  # type: ignore[arg-type]
+                                  on_batch=state.after_batch, settled_as=state.settled_as,
+                                  inline_check=state.check == "inline")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):

@@ -30,7 +30,13 @@ def inbox(tmp_path) -> Inbox:
 
 
 @pytest.fixture
-def make_listener(jwks_server: JwksServer, inbox: Inbox):
+def check() -> str:
+    """Where the listener verifies and stores (a module may parametrize this over the modes)."""
+    return "thread"
+
+
+@pytest.fixture
+def make_listener(jwks_server: JwksServer, inbox: Inbox, check: str):
     """Build a listener app with no rules (unless given) and a client for it over ASGITransport."""
     made = []
 
@@ -38,11 +44,15 @@ def make_listener(jwks_server: JwksServer, inbox: Inbox):
         kwargs.setdefault("rules", [])
         kwargs.setdefault("schedules", [])
         kwargs.setdefault("transcript", None)
+        kwargs.setdefault("check", check)
         listener = build_listener(jwks=kwargs.pop("jwks", None) or jwks_server.cache(),
                                   inbox=inbox, **kwargs)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=listener.app),
                                    base_url="http://listener.test")
-        made.append(client)
+        made.append(listener)
         return listener, client
 
     yield make
+    for listener in made:  # ASGITransport runs no lifespan: stop the checker process here
+        if listener.state.intake is not None:
+            listener.state.intake.close()

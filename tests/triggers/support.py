@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import time
 from typing import Any
 
@@ -42,6 +43,16 @@ def fal_body(request_id: str, *, status: str = "OK", payload: Any = None, **extr
            "gateway_request_id": request_id, "payload": payload, "request_id": request_id,
            "status": status, **extra}
     return json.dumps(doc, sort_keys=True).encode()
+
+
+def failing_inserts(path: Any, on: bool) -> None:
+    """A storage failure every process sees: a trigger that aborts each insert into events."""
+    with sqlite3.connect(path) as db:
+        if on:
+            db.execute("CREATE TRIGGER IF NOT EXISTS test_disk_full BEFORE INSERT ON events "
+                       "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+        else:
+            db.execute("DROP TRIGGER IF EXISTS test_disk_full")
 
 
 class JwksServer:

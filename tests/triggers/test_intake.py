@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from agent.triggers.server import WEBHOOK_PATH
 from tests.triggers.support import fal_body
+
+
+@pytest.fixture(params=["thread", "process"])
+def check(request) -> str:
+    return request.param
 
 
 async def test_concurrent_mixed_deliveries_each_get_their_own_answer(make_listener, signer, inbox):
@@ -50,8 +57,9 @@ async def test_concurrent_mixed_deliveries_each_get_their_own_answer(make_listen
     assert sum(1 for k, _ in seen if k == "received") == 41
 
 
+@pytest.mark.parametrize("check", ["thread"])  # patches this process's inbox; test_checker.py covers both
 async def test_a_storage_failure_answers_503_for_that_batch_and_then_recovers(make_listener, signer,
-                                                                           inbox, monkeypatch):
+                                                                           inbox, monkeypatch, check):
     _, client = make_listener()
     real = inbox.add_many
     broken = True

@@ -1,0 +1,94 @@
+"""The checker process (checker.py, intake_process.py): framing, death, storage failures, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+
+from agent.triggers.checker import encode, split_frames
+from agent.triggers.server import WEBHOOK_PATH
+from tests.triggers.support import failing_inserts, fal_body
+
+
+@pytest.fixture(params=["thread", "process"])
+def check(request) -> str:
+    return request.param
+
+
+def test_frames_split_only_when_whole():
+    frames = encode(("batch", 1, 2.5, [("r", "u", "1", "ab" * 64, b"{}", None)])) + encode([(1, [])])
+    buffer = bytearray(frames[:7])
+    assert split_frames(buffer) == [] and len(buffer) == 7  # nothing whole yet, nothing taken
+    buffer += frames[7:-1]
+    first = split_frames(buffer)
+    assert first == [("batch", 1, 2.5, [("r", "u", "1", "ab" * 64, b"{}", None)])]
+    buffer += frames[-1:]
+    assert split_frames(buffer) == [[(1, [])]] and buffer == bytearray()
+
+
+async def wait_for(condition, timeout_s: float = 10.0) -> None:
+    """Let the event loop run until `condition()` holds (it depends on the loop noticing an EOF)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_storage_failure_answers_503_and_the_retry_is_stored(make_listener, signer, inbox):
+    _, client = make_listener()
+    warm = fal_body("warm")
+    assert (await client.post(WEBHOOK_PATH, content=warm, headers=signer.headers(warm, "warm"))).status_code == 200
+    failing_inserts(inbox.path, True)
+    body = fal_body("r1")
+    headers = signer.headers(body, "r1")
+    first = await client.post(WEBHOOK_PATH, content=body, headers=headers)
+    assert (first.status_code, first.json()) == (503, {"error": "storage_unavailable"})
+    assert inbox.get("r1") is None
+    failing_inserts(inbox.path, False)
+    again = await client.post(WEBHOOK_PATH, content=body, headers=headers)  # fal's retry
+    assert (again.status_code, again.json()) == (200, {"received": True})
+    assert inbox.get("r1") is not None
+
+
+@pytest.mark.parametrize("check", ["process"])
+async def test_a_dead_checker_fails_what_is_in_flight_then_restarts(make_listener, signer, inbox, check):
+    listener, client = make_listener()
+    intake = listener.state.intake
+    intake.restart_after_s = 0.0
+    first = fal_body("first")
+    assert (await client.post(WEBHOOK_PATH, content=first, headers=signer.headers(first, "first"))).status_code == 200
+    pid = intake.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # hold it so the next delivery is surely in flight when it dies
+    body = fal_body("second")
+    headers = signer.headers(body, "second")
+    task = asyncio.create_task(client.post(WEBHOOK_PATH, content=body, headers=headers))
+    await wait_for(lambda: bool(intake._pending))
+    os.kill(pid, signal.SIGKILL)
+    response = await task
+    assert (response.status_code, response.json()) == (503, {"error": "storage_unavailable"})
+    # fal retries; a new checker takes it
+    again = await client.post(WEBHOOK_PATH, content=body, headers=headers)
+    assert (again.status_code, again.json()) == (200, {"received": True})
+    assert intake.pid not in (None, pid)
+    assert inbox.get("first") is not None and inbox.get("second") is not None
+
+
+@pytest.mark.parametrize("check", ["process"])
+async def test_the_checker_gets_no_secrets_and_stops_with_the_intake(make_listener, signer, monkeypatch, check):
+    monkeypatch.setenv("FAL_KEY", "fal-secret-key-for-test")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-for-test")
+    listener, client = make_listener()
+    body = fal_body("r1")
+    assert (await client.post(WEBHOOK_PATH, content=body, headers=signer.headers(body, "r1"))).status_code == 200
+    intake = listener.state.intake
+    pid = intake.pid
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        environ = f.read()
+    assert b"fal-secret-key-for-test" not in environ and b"sk-secret-for-test" not in environ
+    proc = intake._proc
+    intake.close()
+    assert proc.returncode == 0  # it saw the socket close and exited by itself
