@@ -40,6 +40,7 @@ starts it).
 from __future__ import annotations
 
 import marshal
+import signal
 import socket
 import sys
 import time
@@ -198,6 +199,9 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1 or not argv[0].isdigit():
         print("usage: python -m agent.triggers.checker FD", file=sys.stderr)
         return 2
+    # Ctrl-C reaches the whole process group: let the listener decide. It closes the socket
+    # when it stops, and this process then stores and answers the round in hand and exits.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=int(argv[0]))
     try:
         serve(sock)

@@ -89,6 +89,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"JWKS: {settings.fal_config().jwks_url}", flush=True)
         print(f"Inbox: {Inbox().path}", flush=True)
         print(f"Rules: {len(rules or [])}; schedules: {len(schedules or [])}", flush=True)
+        where = {"process": "a checker process", "thread": "threads", "inline": "the event loop"}[check]
+        print(f"Verifying and storing in {where}", flush=True)
     if workers == 1:
         serve(build(True), sock)
         return 0

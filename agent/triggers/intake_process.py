@@ -193,6 +193,14 @@ class ProcessIntake:
             if not future.done():
                 future.set_result(_STORAGE_DOWN)
 
+    async def start(self) -> None:
+        """Start the checker now (the app's startup calls this); otherwise the first delivery does."""
+        if self._transport is None or self._transport.is_closing():
+            try:
+                await self._start()
+            except OSError as exc:
+                print(f"webhook checker: cannot start: {exc}", file=sys.stderr)
+
     async def _start(self) -> None:
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
@@ -208,7 +216,7 @@ class ProcessIntake:
             env = {k: v for k, v in os.environ.items() if k not in _SECRETS}
             env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
             try:
-                self._proc = subprocess.Popen(
+                self._proc = subprocess.Popen(  # noqa: ASYNC220 - one fork/exec per checker start
                     [sys.executable, "-m", "agent.triggers.checker", str(child.fileno())],
                     pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
             except BaseException:

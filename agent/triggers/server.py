@@ -161,6 +161,9 @@ def create_app(state: ListenerState) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         stop = asyncio.Event()
+        start = getattr(state.intake, "start", None)
+        if start is not None:  # the checker process: ready before the first delivery, not on it
+            await start()
         tasks = [asyncio.create_task(job(stop)) for job in state.background]
         try:
             yield

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
+import time
+from pathlib import Path
 
+import httpx
 import pytest
 
 from agent.triggers.checker import encode, split_frames
 from agent.triggers.server import WEBHOOK_PATH
-from tests.triggers.support import failing_inserts, fal_body
+from tests.triggers.support import JwksHttpServer, failing_inserts, fal_body, start_listener_process
 
 
 @pytest.fixture(params=["thread", "process"])
@@ -92,3 +96,42 @@ async def test_the_checker_gets_no_secrets_and_stops_with_the_intake(make_listen
     proc = intake._proc
     intake.close()
     assert proc.returncode == 0  # it saw the socket close and exited by itself
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        kids += [int(k) for k in task.read_text().split()]
+    return kids
+
+
+def _gone(pid: int) -> bool:
+    try:  # a zombie has exited too (its new parent reaps it)
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("check", ["process"])
+def test_serve_starts_the_checker_up_front_and_it_never_outlives_the_listener(signer, check):
+    jwks = JwksHttpServer(signer)
+    proc, url = start_listener_process({**os.environ, "FAL_JWKS_URL": jwks.url})
+    try:
+        assert httpx.get(f"{url}/healthz").status_code == 200  # answers once startup is done
+        checkers = _children(proc.pid)
+        assert len(checkers) == 1  # started with the app, before any delivery
+        body = fal_body("r1")
+        assert httpx.post(f"{url}{WEBHOOK_PATH}", content=body, headers=signer.headers(body, "r1")).status_code == 200
+        assert _children(proc.pid) == checkers
+        os.kill(proc.pid, signal.SIGKILL)  # the listener alone, not its process group
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while not _gone(checkers[0]):  # it sees the socket close and exits by itself
+            assert time.monotonic() < deadline, "the checker outlived the listener"
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        jwks.close()
