@@ -5,28 +5,42 @@ FAL_PERSONA_WEBHOOK_BARE=1: read the body, answer 200, verify and store nothing)
 side by side in one run with the same pre-signed requests and the same client.
 
 The client: several processes (``--procs``), each an asyncio loop with ``--concurrency``
-keep-alive connections. By default each lane is a minimal HTTP/1.1 client on asyncio streams
-(``--client raw``): on a 2-CPU machine shared by client and server, ``httpx.AsyncClient``
-(``--client httpx``) spends more CPU per request than the server does, so it measured the
-client (about 1,300/s bare) rather than the listener. Signing and request bytes are prepared
-before the clock starts. Latency is per request, send to full response.
+keep-alive connections. By default each lane is a minimal HTTP/1.1 client written as an
+asyncio Protocol (``--client raw``): the client shares the 2 CPUs with the server it measures,
+so every microsecond it spends is taken from the listener; ``httpx.AsyncClient``
+(``--client httpx``) spends more CPU per request than the server does and measured the client
+(about 1,300/s bare). Signing and request bytes are prepared before the clock starts. Latency
+is per request, send to full response.
 
 Goals (issue 6): verified >= 50% of bare throughput, >= 2,000/s, p99 <= 50 ms, nothing lost
-(rows in the inbox == 2xx answers). It also prints each server's CPU per request (/proc),
-which is steadier than req/s on a shared machine, the client's CPU per request, and the cores
-each side kept busy (CPU per request x rate): a client near ``--procs`` cores means the run
-measured the client. Read the ratio with it in mind: the bare server costs ~30 us of CPU per
-request, and one libsodium Ed25519 verify alone costs ~35-45 us here, so with the client on
-the same 2 cores the verified path cannot reach half the bare rate when bare runs at ~30k/s.
+(rows in the inbox == 2xx answers). It also prints each server's CPU per request (/proc, the
+checker process included), which is steadier than req/s on a shared machine, the client's CPU
+per request, and the cores each side kept busy (CPU per request x rate).
 
-``--workers N`` runs both servers as ``webhooks serve --workers N``. Measured on 2 cores
-(Nov 2026): N=1 gives bare ~30-32k/s, verified ~7.4-8.5k/s (0.23-0.29); N=2 gives bare
-~35-37k/s (client ~0.56 core, server ~1.2 cores: bound by the whole machine, not by the
-client alone), verified ~8.6-8.8k/s (0.24) with 16 lanes, where verified is latency-bound
-(one commit in flight per process, ~1.8 ms p50) rather than CPU-bound; with 64 lanes it
-reaches ~13.6k/s (0.37), which is the CPU ceiling: (33+15) / (115+17) us per request.
+Measured on this 2-core machine (Nov 2026, 40,000 requests per mode, 16 lanes):
 
-    .venv/bin/python bench/webhooks.py [-n 20000] [--procs 1] [--concurrency 16] [--workers 1] [--stack auto|h11]
+    check process (the default)   bare 29.2-31.1k/s   verified 12.9-13.2k/s   0.42-0.45
+    check thread  (before)        bare 31.1k/s        verified 8.0k/s         0.26
+    64 lanes, check process       bare 30.4-31.7k/s   verified 11.6-13.1k/s   0.37-0.43
+
+Why not 0.50: bare is one event loop at ~31 us of CPU per request. A verified request needs
+that same HTTP work plus ~36 us for one libsodium Ed25519 verify, ~3.5 us of parsing and
+~5 us of storing, and the client's ~15 us comes out of the same 2 cores: about 16k/s would
+need ~1.8 cores busy without a gap, and the three processes (listener, checker, client) hand
+work to each other in bursts, which leaves ~0.4 core idle. Tried and measured worse: a
+commit thread or an fsync thread in the checker (the answering thread waited for the GIL:
+~9.5k/s), two checker processes (smaller commits: 8.5k/s), smaller answer chunks (more
+commits: ~7k/s), holding a round open for more deliveries (bursts grew: ~9.8k/s), verifying
+on the listener's loop when the checker is busy (11.5k/s), and nice/pinning the processes
+(no change). synchronous=NORMAL is no faster (fsync is not on the critical path here), and
+solders' Rust verify is 34 us against libsodium's 36.
+
+``--workers N`` runs both servers as ``webhooks serve --workers N`` (the event loop verifies
+inline there). Measured earlier: N=2 gives bare ~35-37k/s and verified ~8.8k/s (16 lanes) or
+~13.6k/s (64 lanes).
+
+    .venv/bin/python bench/webhooks.py [-n 20000] [--procs 1] [--concurrency 16] [--workers 1]
+        [--check auto|process|thread|inline] [--stack auto|h11] [--sync FULL|NORMAL]
 """
 
 from __future__ import annotations
@@ -96,13 +110,13 @@ def serve_jwks(document: str) -> tuple[http.server.ThreadingHTTPServer, str]:
 
 
 def start_server(home: str, jwks_url: str, bare: bool, sync: str,
-                 stack: str = "auto", workers: int = 1) -> tuple[subprocess.Popen, str]:
+                 stack: str = "auto", workers: int = 1, check: str = "auto") -> tuple[subprocess.Popen, str]:
     """Start the listener subprocess and wait for its URL."""
     pure = stack == "h11"
     env = {**os.environ, "FAL_PERSONA_WEBHOOK_HTTP": "h11" if pure else "auto",
            "FAL_PERSONA_WEBHOOK_LOOP": "asyncio" if pure else "auto", "FAL_PERSONA_HOME": home, "FAL_JWKS_URL": jwks_url,
            "FAL_PERSONA_WEBHOOK_BARE": "1" if bare else "0", "FAL_PERSONA_WEBHOOK_SYNC": sync,
-           "FAL_PERSONA_NO_LOG": "1", "PYTHONPATH": str(REPO)}
+           "FAL_PERSONA_NO_LOG": "1", "PYTHONPATH": str(REPO), "FAL_PERSONA_WEBHOOK_CHECK": check}
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from agent.cli import main; sys.exit(main(sys.argv[1:]))",
          "webhooks", "serve", "--host", "127.0.0.1", "--port", "0", "--workers", str(workers)],
@@ -290,7 +304,7 @@ def measure(mode: str, args: argparse.Namespace, jwks_url: str, reqs: list) -> d
     """Run one server mode: warm up, load, stop, count inbox rows."""
     home = tempfile.mkdtemp(prefix=f"bench-{mode}-")
     proc, url = start_server(home, jwks_url, bare=(mode == "bare"), sync=args.sync, stack=args.stack,
-                             workers=args.workers)
+                             workers=args.workers, check=args.check)
     try:
         warm = reqs[: args.warmup]
         run_load(url, warm, 1, min(8, args.concurrency), args.client)
@@ -325,6 +339,8 @@ def main() -> int:
                         help="raw: minimal asyncio HTTP/1.1 client (default); httpx: AsyncClient")
     parser.add_argument("--workers", type=int, default=1,
                         help="listener processes (webhooks serve --workers), the same for both modes")
+    parser.add_argument("--check", default="auto", choices=["auto", "process", "thread", "inline"],
+                        help="where the verified server checks and stores (FAL_PERSONA_WEBHOOK_CHECK)")
     parser.add_argument("--sync", default="FULL", choices=["FULL", "NORMAL"], help="inbox fsync level")
     args = parser.parse_args()
     total = args.n + args.warmup
@@ -336,7 +352,8 @@ def main() -> int:
     ratio = verified["rate"] / bare["rate"] if bare["rate"] else 0.0
     lost = verified["expected_rows"] - verified["stored"]
     print(f"webhook listener benchmark: {args.n} requests per mode, {args.procs} {args.client} client "
-          f"processes x {args.concurrency} lanes, inbox synchronous={args.sync}, server stack {args.stack}, {os.cpu_count()} CPUs")
+          f"processes x {args.concurrency} lanes, inbox synchronous={args.sync}, server stack {args.stack}, "
+          f"check {args.check}, {args.workers} worker(s), {os.cpu_count()} CPUs")
     print(f"{'mode':<10}{'ok':>8}{'errors':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
           f"{'server CPU us/req':>19}{'client CPU us/req':>19}{'server cores':>14}{'client cores':>14}")
     for name, r in (("bare", bare), ("verified", verified)):

@@ -11,8 +11,10 @@ Per delivery, in this order (nothing is parsed before it is verified):
    and runs nothing again; a storage failure answers 503;
 5. wake the action worker, which runs the rules after the acknowledgement.
 
-Steps 2-4 run batched on one writer thread (``intake.py``); the handler only reads the body,
-queues it and awaits the outcome.
+Steps 2-4 run batched away from the event loop: in the checker process (``checker.py`` and
+``intake_process.py``, what ``webhooks serve`` uses with one worker), or on threads
+(``intake.py``, the TUI's in-process listener); the handler only reads the body, queues it and
+awaits the outcome.
 
 The endpoint of a job: fal's body has none, so the inbox's ``submitted_jobs`` table (filled
 when we submit) is the authority; the ``?endpoint_id=`` the listener adds to the URL it hands
