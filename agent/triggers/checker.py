@@ -21,12 +21,19 @@ from anyone else, only bytes and strings this code put in tuples):
                                           endpoint_id), ...])
           a header the sender left out is None; endpoint_id is the URL's, or None
     from the checker:
-      [(batch_id, [(code, reason, new, status), ...]), ...]   every batch it was sent, in order
+      [(batch_id, offset, [(code, reason, new, status), ...]), ...]
+          the outcomes of that batch's deliveries offset, offset+1, ...; every delivery is
+          answered once, in the order sent
 
-One thread, one loop: block until a frame arrives, take every frame already waiting (so the
-batch grows with the load), verify and parse each delivery, store the good ones in one
-transaction, answer. It exits when the listener closes the socket (or dies: the kernel closes
-it then), after storing and answering the round in hand.
+One thread, one loop. Frames queue up in order; each round takes up to ROUND_ITEMS deliveries
+off the front (splitting a batch if need be), verifies and parses them, stores the good ones in
+one transaction and answers them, then takes in whatever frames arrived meanwhile; it blocks
+only when nothing is queued. Why a cap: answering everything in hand at once let one big
+group of deliveries form and travel together (listener, client, listener, checker), so the
+checker sat idle while it was away; rounds of ~16 keep several groups in flight (measured at
+64 connections: ~14k/s against ~13k/s, and p99 ~20 ms against ~27 ms). It exits when the
+listener closes the socket (or dies: the kernel closes it then), after storing and answering
+what it was sent.
 
 Measured alternatives (bench/webhooks.py, 2 cores shared with the load client): a second
 thread that commits, or one that fsyncs the WAL once per group of NORMAL commits, both made it
@@ -44,6 +51,7 @@ import signal
 import socket
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +69,7 @@ from tools.webhooks import (
 )
 
 _HEAD = 4
-MAX_ITEMS_PER_ROUND = 1024
+ROUND_ITEMS = 16
 
 
 def encode(message: Any) -> bytes:
@@ -95,7 +103,10 @@ class Checker:
         self.settled_as: str | None = None
 
     def check(self, messages: list[Any]) -> Round:
-        """Verify and parse the deliveries in `messages` (config and key frames apply first)."""
+        """Verify and parse the deliveries in `messages` (config and key frames apply in order).
+
+        A batch message here carries the offset of its first delivery in the batch as sent.
+        """
         now = time.time()  # the signature window is checked against real time, always
         round_ = Round()
         for message in messages:
@@ -107,7 +118,7 @@ class Checker:
             if kind == "keys":
                 self.keys = [VerifyKey(bytes(k)) for k in message[1]]
                 continue
-            _, batch_id, received_at, items = message
+            _, batch_id, received_at, items, offset = message
             results: list[Any] = []
             for rid, uid, ts, sig, body, endpoint_id in items:
                 found = {HEADER_REQUEST_ID: rid, HEADER_USER_ID: uid, HEADER_TIMESTAMP: ts, HEADER_SIGNATURE: sig}
@@ -126,7 +137,7 @@ class Checker:
                 round_.events.append(NewEvent(request_id=payload.request_id, received_at=received_at,
                                               status=payload.status, body=body, user_id=uid,
                                               endpoint_id=endpoint_id))
-            round_.replies.append((batch_id, results))
+            round_.replies.append((batch_id, offset, results))
         return round_
 
     def store(self, rounds: list[Round]) -> list[Any]:
@@ -153,44 +164,67 @@ class Checker:
 class Round:
     """The deliveries of one read: replies to send, events to store and where their outcomes go."""
 
-    replies: list[tuple[int, list[Any]]] = field(default_factory=list)
+    replies: list[tuple[int, int, list[Any]]] = field(default_factory=list)
     events: list[Any] = field(default_factory=list)
     slots: list[tuple[list[Any], int]] = field(default_factory=list)
 
 
-def _read_round(sock: socket.socket, buffer: bytearray) -> list[Any] | None:
-    """Block for at least one whole frame, then take what else is waiting; None at EOF."""
+def _read(sock: socket.socket, buffer: bytearray, *, block: bool) -> list[Any] | None:
+    """Every whole frame waiting (blocking for at least one if `block`); None at EOF."""
     messages: list[Any] = []
-    while not messages:
-        chunk = sock.recv(1 << 20)
-        if not chunk:
-            return None
-        buffer += chunk
-        messages = split_frames(buffer)
-    items = sum(len(m[3]) for m in messages if m[0] == "batch")
-    while items < MAX_ITEMS_PER_ROUND:
+    while True:
         try:
-            chunk = sock.recv(1 << 20, socket.MSG_DONTWAIT)
+            chunk = sock.recv(1 << 20, 0 if block and not messages else socket.MSG_DONTWAIT)
         except BlockingIOError:
-            break
+            return messages
         if not chunk:
-            break  # EOF: the next blocking read sees it again
+            return messages or None  # EOF: whatever came before it is still answered
         buffer += chunk
-        more = split_frames(buffer)
-        messages.extend(more)
-        items += sum(len(m[3]) for m in more if m[0] == "batch")
-    return messages
+        messages.extend(split_frames(buffer))
+        if len(messages) > 64:
+            return messages
 
 
-def serve(sock: socket.socket) -> None:
+def _take(queue: deque[list[Any]], limit: int) -> list[Any]:
+    """Up to `limit` deliveries off the front of `queue` (config and key frames ride along)."""
+    taken: list[Any] = []
+    count = 0
+    while queue and count < limit:
+        head = queue[0]
+        if head[0] != "batch":
+            taken.append(tuple(head))
+            queue.popleft()
+            continue
+        _, batch_id, received_at, items, offset = head
+        part = items[offset:offset + limit - count]
+        taken.append(("batch", batch_id, received_at, part, offset))
+        count += len(part)
+        if offset + len(part) >= len(items):
+            queue.popleft()
+        else:
+            head[4] = offset + len(part)
+    return taken
+
+
+def serve(sock: socket.socket, *, round_items: int = ROUND_ITEMS) -> None:
     """Answer the listener on `sock` until it closes the connection (see the module docstring)."""
     checker = Checker()
     buffer = bytearray()
+    queue: deque[list[Any]] = deque()
+    eof = False
     while True:
-        messages = _read_round(sock, buffer)
-        if messages is None:
-            return
-        replies = checker.store([checker.check(messages)])
+        if not eof:
+            messages = _read(sock, buffer, block=not queue)
+            if messages is None:
+                eof = True
+            else:
+                for message in messages:
+                    queue.append([*message, 0] if message[0] == "batch" else list(message))
+        if not queue:
+            if eof:
+                return
+            continue
+        replies = checker.store([checker.check(_take(queue, round_items))])
         if replies:
             sock.sendall(encode(replies))
 

@@ -160,9 +160,12 @@ class ProcessIntake:
 
     def _on_replies(self, replies: list[Any]) -> None:
         stored: list[Outcome] = []
-        for batch_id, results in replies:
-            received_at, items = self._pending.pop(batch_id, (0.0, []))
-            for (future, found, body, endpoint), (code, reason, new, status) in zip(items, results):
+        for batch_id, offset, results in replies:
+            received_at, items = self._pending.get(batch_id, (0.0, []))
+            if offset + len(results) >= len(items):  # the batch's last answers
+                self._pending.pop(batch_id, None)
+            for (future, found, body, endpoint), (code, reason, new, status) in zip(
+                    items[offset:offset + len(results)], results):
                 if code == 200:
                     event = NewEvent(request_id=found[HEADER_REQUEST_ID], received_at=received_at, status=status,
                                      body=body, user_id=found[HEADER_USER_ID], endpoint_id=endpoint)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 import os
 import signal
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent.triggers.checker import encode, split_frames
+from agent.triggers.checker import _take, encode, split_frames
 from agent.triggers.server import WEBHOOK_PATH
 from tests.triggers.support import JwksHttpServer, failing_inserts, fal_body, start_listener_process
 
@@ -23,14 +24,38 @@ def check(request) -> str:
 
 
 def test_frames_split_only_when_whole():
-    frames = encode(("batch", 1, 2.5, [("r", "u", "1", "ab" * 64, b"{}", None)])) + encode([(1, [])])
+    frames = encode(("batch", 1, 2.5, [("r", "u", "1", "ab" * 64, b"{}", None)])) + encode([(1, 0, [])])
     buffer = bytearray(frames[:7])
     assert split_frames(buffer) == [] and len(buffer) == 7  # nothing whole yet, nothing taken
     buffer += frames[7:-1]
     first = split_frames(buffer)
     assert first == [("batch", 1, 2.5, [("r", "u", "1", "ab" * 64, b"{}", None)])]
     buffer += frames[-1:]
-    assert split_frames(buffer) == [[(1, [])]] and buffer == bytearray()
+    assert split_frames(buffer) == [[(1, 0, [])]] and buffer == bytearray()
+
+
+def test_rounds_split_batches_and_keep_key_frames_in_order():
+    queue = deque([["keys", [b"k1"]], ["batch", 1, 2.0, list("abcde"), 0], ["batch", 2, 3.0, list("xy"), 0],
+                   ["keys", [b"k2"]], ["batch", 3, 4.0, list("z"), 0]])
+    assert _take(queue, 3) == [("keys", [b"k1"]), ("batch", 1, 2.0, list("abc"), 0)]
+    assert _take(queue, 3) == [("batch", 1, 2.0, list("de"), 3), ("batch", 2, 3.0, list("x"), 0)]
+    assert _take(queue, 3) == [("batch", 2, 3.0, list("y"), 1), ("keys", [b"k2"]), ("batch", 3, 4.0, list("z"), 0)]
+    assert not queue and _take(queue, 3) == []
+
+
+async def test_a_burst_larger_than_a_round_gets_every_answer_right(make_listener, signer, inbox, check):
+    listener, client = make_listener()
+    cases = []
+    for i in range(100):  # several rounds' worth, sent at once, one forged in every ten
+        rid = f"b-{i}"
+        body = fal_body(rid)
+        headers = signer.headers(body, rid)
+        cases.append((rid, body.replace(b"42", b"43") if i % 10 == 3 else body, headers))
+    responses = await asyncio.gather(*(client.post(WEBHOOK_PATH, content=b, headers=h) for _, b, h in cases))
+    for i, ((rid, _, _), r) in enumerate(zip(cases, responses)):
+        expected = (401, {"error": "bad_signature"}) if i % 10 == 3 else (200, {"received": True})
+        assert (r.status_code, r.json()) == expected, rid
+    assert inbox.count() == 90 and listener.state.received == 90
 
 
 async def wait_for(condition, timeout_s: float = 10.0) -> None:
