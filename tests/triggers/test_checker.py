@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 import os
 import signal
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 import httpx
@@ -15,7 +15,12 @@ import pytest
 
 from agent.triggers.checker import _take, encode, split_frames
 from agent.triggers.server import WEBHOOK_PATH
-from tests.triggers.support import JwksHttpServer, failing_inserts, fal_body, start_listener_process
+from tests.triggers.support import (
+    JwksHttpServer,
+    failing_inserts,
+    fal_body,
+    start_listener_process,
+)
 
 
 @pytest.fixture(params=["thread", "process"])
