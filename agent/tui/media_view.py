@@ -30,6 +30,7 @@ class MediaPreview(Vertical):
         self.ref, self.stem = ref, stem
         self.data: bytes | None = None
         self.saved_path: Path | None = None
+        self.shown = False  # the preview (or why there is none) is on screen
 
     def compose(self):
         kind = "image" if self.ref.is_image else (self.ref.content_type or "file")
@@ -60,6 +61,7 @@ class MediaPreview(Vertical):
             body.update(f"preview unavailable: {exc}")
         except Exception as exc:  # a corrupt image must not take the chat down
             body.update(f"preview unavailable: {type(exc).__name__}")
+        self.shown = True
 
     async def _show(self, data: bytes) -> None:
         body = self.query_one(".media-body", Static)
