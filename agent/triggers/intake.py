@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -113,17 +113,8 @@ class Intake:
 
     async def submit(self, headers: RawHeaders, body: bytes, endpoint_id: str | None) -> Outcome:
         """Verify, validate and store one delivery; the Outcome says what to answer."""
-        outcome = await self._enqueue(headers, body, endpoint_id)
-        if outcome.reason != "bad_signature":
-            return outcome
-        # Maybe the keys rotated: the cache decides whether a refetch is allowed.
-        try:
-            await self.jwks.verify(_as_mapping(headers), body)
-        except WebhookVerificationError as exc:
-            return Outcome(401, exc.reason)
-        except JwksError:
-            return _KEYS_DOWN
-        return await self._enqueue(headers, body, endpoint_id)
+        return await retry_on_rotation(self.jwks, lambda: _as_mapping(headers), body,
+                                       lambda: self._enqueue(headers, body, endpoint_id))
 
     async def _enqueue(self, headers: RawHeaders, body: bytes, endpoint_id: str | None) -> Outcome:
         if self.jwks.cached_keys() is None:
@@ -223,6 +214,23 @@ class Intake:
                 body=item.body, user_id=found.get(HEADER_USER_ID), endpoint_id=item.endpoint_id)))
             outcomes.append(None)
         return outcomes, events
+
+
+async def retry_on_rotation(jwks: JwksCache, signed: Callable[[], Mapping[str, str]], body: bytes,
+                            attempt: Callable[[], Awaitable[Outcome]]) -> Outcome:
+    """Run `attempt`; if no cached key accepted the signature, the keys may have rotated: the
+    JWKS cache refetches if it may (at most once a minute) and, if a new key verifies the
+    delivery, `attempt` runs once more. `signed` gives the four signed headers."""
+    outcome = await attempt()
+    if outcome.reason != "bad_signature":
+        return outcome
+    try:
+        await jwks.verify(signed(), body)
+    except WebhookVerificationError as exc:
+        return Outcome(401, exc.reason)
+    except JwksError:
+        return _KEYS_DOWN
+    return await attempt()
 
 
 def _as_mapping(headers: RawHeaders) -> dict[str, str]:

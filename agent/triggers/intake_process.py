@@ -28,7 +28,13 @@ from typing import Any
 
 from agent.triggers.checker import encode, split_frames
 from agent.triggers.inbox import Inbox, NewEvent
-from agent.triggers.intake import _KEYS_DOWN, _STORAGE_DOWN, Outcome, RawHeaders
+from agent.triggers.intake import (
+    _KEYS_DOWN,
+    _STORAGE_DOWN,
+    Outcome,
+    RawHeaders,
+    retry_on_rotation,
+)
 from tools.webhooks import (
     HEADER_REQUEST_ID,
     HEADER_SIGNATURE,
@@ -103,17 +109,8 @@ class ProcessIntake:
             return Outcome(401, exc.reason)
         if len(found) < len(REQUIRED_HEADERS) or not all(found.values()):
             return _MISSING
-        outcome = await self._enqueue(found, body, endpoint_id)
-        if outcome.reason != "bad_signature":
-            return outcome
-        # Maybe the keys rotated: the cache decides whether a refetch is allowed.
-        try:
-            await self.jwks.verify(found, body)
-        except WebhookVerificationError as exc:
-            return Outcome(401, exc.reason)
-        except JwksError:
-            return _KEYS_DOWN
-        return await self._enqueue(found, body, endpoint_id)
+        return await retry_on_rotation(self.jwks, lambda: found, body,
+                                       lambda: self._enqueue(found, body, endpoint_id))
 
     async def _enqueue(self, found: dict[str, str], body: bytes, endpoint_id: str | None) -> Outcome:
         keys = self.jwks.cached_keys()
