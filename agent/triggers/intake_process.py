@@ -119,12 +119,8 @@ class ProcessIntake:
                 keys = await self.jwks.keys()
             except JwksError:
                 return _KEYS_DOWN
-        if self._transport is None or self._transport.is_closing():
-            try:
-                await self._start()
-            except OSError as exc:
-                print(f"webhook checker: cannot start: {exc}", file=sys.stderr)
-                return _STORAGE_DOWN
+        if not await self.start():
+            return _STORAGE_DOWN
         transport = self._transport
         assert transport is not None
         if keys is not self._sent_keys:  # the cache hands out a new list when the keys change
@@ -193,13 +189,15 @@ class ProcessIntake:
             if not future.done():
                 future.set_result(_STORAGE_DOWN)
 
-    async def start(self) -> None:
-        """Start the checker now (the app's startup calls this); otherwise the first delivery does."""
+    async def start(self) -> bool:
+        """Have the checker running (the app's startup calls this, then each delivery); False if it cannot."""
         if self._transport is None or self._transport.is_closing():
             try:
                 await self._start()
             except OSError as exc:
                 print(f"webhook checker: cannot start: {exc}", file=sys.stderr)
+                return False
+        return True
 
     async def _start(self) -> None:
         if self._start_lock is None:
