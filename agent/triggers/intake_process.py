@@ -51,6 +51,10 @@ _SECRETS = ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "OPENAI_API_KEY")
 _MISSING = Outcome(401, "missing_header")
 
 
+class _TooSoon(OSError):
+    """The checker was (re)started less than restart_after_s ago."""
+
+
 class _Wire(asyncio.Protocol):
     """Reads the checker's reply frames and hands them to the intake."""
 
@@ -194,6 +198,8 @@ class ProcessIntake:
         if self._transport is None or self._transport.is_closing():
             try:
                 await self._start()
+            except _TooSoon:
+                return False  # said once already, when it failed
             except OSError as exc:
                 print(f"webhook checker: cannot start: {exc}", file=sys.stderr)
                 return False
@@ -207,7 +213,7 @@ class ProcessIntake:
                 return
             now = time.monotonic()
             if now - self._last_start < self.restart_after_s:
-                raise OSError("the checker exited; restarting it at most once a second")
+                raise _TooSoon("the checker exited; restarting it at most once a second")
             self._last_start = now
             parent, child = socket.socketpair()
             root = str(Path(__file__).resolve().parents[2])  # so `-m agent...` imports this checkout
