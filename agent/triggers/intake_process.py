@@ -182,10 +182,14 @@ class ProcessIntake:
         pending, self._pending = self._pending, {}
         for _, items in pending.values():
             self._fail(items)
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-        if self._proc is not None:
-            self._proc.wait()
+        proc = self._proc
+        if proc is None:
+            return  # close() did this: nothing to report
+        if proc.poll() is None:
+            proc.kill()
+        code = proc.wait()
+        print(f"webhook checker exited (code {code}); {sum(len(i) for _, i in pending.values())} "
+              "deliveries in flight answered 503; the next delivery starts a new one", file=sys.stderr)
 
     @staticmethod
     def _fail(items: list[Any]) -> None:
