@@ -57,6 +57,7 @@ from typing import Any
 
 from nacl.signing import VerifyKey
 
+from agent.triggers import gctune
 from agent.triggers.inbox import Inbox, NewEvent
 from agent.triggers.payload import PayloadError, parse_webhook_body
 from tools.webhooks import (
@@ -236,6 +237,7 @@ def main(argv: list[str]) -> int:
     # Ctrl-C reaches the whole process group: let the listener decide. It closes the socket
     # when it stops, and this process then stores and answers the round in hand and exits.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gctune.for_serving()
     sock = socket.socket(fileno=int(argv[0]))
     try:
         serve(sock)

@@ -39,7 +39,12 @@ def _when(epoch: float | None) -> str:
 
 def _serve(args: argparse.Namespace) -> int:
     from agent.triggers.inbox import Inbox
-    from agent.triggers.listener import base_url, bind_socket, build_listener, uvicorn_server
+    from agent.triggers.listener import (
+        base_url,
+        bind_socket,
+        build_listener,
+        uvicorn_server,
+    )
     from agent.triggers.rules import RuleError, load_rules
     from agent.triggers.schedules import load_schedules
     from agent.triggers.server import WEBHOOK_PATH
@@ -71,8 +76,11 @@ def _serve(args: argparse.Namespace) -> int:
                               schedules=schedules, actions=primary, check=check)
 
     def serve(listener, sock) -> None:
+        from agent.triggers import gctune
+
         server = uvicorn_server(listener.app, http=os.environ.get("FAL_PERSONA_WEBHOOK_HTTP", "auto"),
                                 loop=os.environ.get("FAL_PERSONA_WEBHOOK_LOOP", "auto"))
+        gctune.for_serving()  # everything is loaded by now
         server.run(sockets=[sock])
 
     try:
