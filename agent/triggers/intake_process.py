@@ -123,7 +123,7 @@ class ProcessIntake:
                 keys = await self.jwks.keys()
             except JwksError:
                 return _KEYS_DOWN
-        if not await self.start():
+        if (self._transport is None or self._transport.is_closing()) and not await self.start():
             return _STORAGE_DOWN
         transport = self._transport
         assert transport is not None

@@ -58,6 +58,31 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 def parse_webhook_body(body: bytes, *, expected_request_id: str | None = None) -> WebhookPayload:
     """Parse and validate raw webhook bytes; the body's request_id must match the signed header's."""
+    parsed = _parse_fast(body)
+    if parsed is None:
+        parsed = _parse_strict(body)
+    if expected_request_id is not None and parsed.request_id != expected_request_id:
+        raise PayloadError("request_id_mismatch", "body request_id differs from the signed header")
+    return parsed
+
+
+def _parse_fast(body: bytes) -> WebhookPayload | None:
+    """pydantic's own JSON parser, one pass (half the time of json + validate); None unless sure.
+
+    It is only trusted to accept: anything it rejects, and any body where it could differ
+    from the strict path (NaN or Infinity tokens, which it would take; a body that does not
+    start with "{", e.g. a BOM or another encoding), goes to _parse_strict, which decides and
+    words every error.
+    """
+    if body[:1] != b"{" or b"NaN" in body or b"Infinity" in body:
+        return None
+    try:
+        return WebhookPayload.model_validate_json(body)
+    except (ValueError, RecursionError):  # ValidationError is a ValueError
+        return None
+
+
+def _parse_strict(body: bytes) -> WebhookPayload:
     try:
         text = body.decode(json.detect_encoding(body), "surrogatepass")  # as json.loads does
         document = _DECODER.decode(text)
@@ -74,6 +99,4 @@ def parse_webhook_body(body: bytes, *, expected_request_id: str | None = None) -
         raise PayloadError("invalid_payload", ", ".join(fields)[:200]) from None
     except RecursionError:
         raise PayloadError("invalid_payload", "nested too deeply") from None
-    if expected_request_id is not None and parsed.request_id != expected_request_id:
-        raise PayloadError("request_id_mismatch", "body request_id differs from the signed header")
     return parsed

@@ -90,3 +90,19 @@ def test_deep_nesting_is_a_payload_error_not_a_crash():
 def test_model_keeps_unknown_fields():
     parsed = WebhookPayload.model_validate({"request_id": "r", "status": "OK", "payload": {}, "new": 1})
     assert parsed.model_extra == {"new": 1}
+
+
+@settings(max_examples=300, **RELAXED)
+@given(st.dictionaries(st.sampled_from(["request_id", "status", "payload", "error", "payload_error", "x"]),
+                       json_values, max_size=6))
+def test_the_fast_parser_agrees_with_the_strict_one(document):
+    from agent.triggers.payload import _parse_fast, _parse_strict
+
+    body = json.dumps(document).encode()
+    fast = _parse_fast(body)
+    try:
+        strict = _parse_strict(body)
+    except PayloadError:
+        assert fast is None  # whatever the strict path refuses, the fast one never accepts
+        return
+    assert fast is None or fast == strict
