@@ -62,8 +62,8 @@ def _serve(args: argparse.Namespace) -> int:
     check = os.environ.get("FAL_PERSONA_WEBHOOK_CHECK", "auto").lower()
     if check not in ("auto", "thread", "inline", "process"):
         raise CliError("FAL_PERSONA_WEBHOOK_CHECK must be auto, thread, inline or process")
-    if check == "auto":
-        check = "process" if workers == 1 else "inline"
+    if check == "auto":  # the checker process inherits its socket: POSIX only
+        check = ("process" if os.name == "posix" else "thread") if workers == 1 else "inline"
     try:  # load the files once up front so a bad rule fails here, not in every worker
         rules, schedules = (None, None) if bare else (load_rules(), load_schedules())
     except RuleError as exc:
