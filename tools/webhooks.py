@@ -93,6 +93,12 @@ def signed_headers_from_raw(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str
     return found
 
 
+def require_all(found: Mapping[str, str]) -> None:
+    """Raise WebhookVerificationError("missing_header") unless all four headers are there and non-empty."""
+    if any(not found.get(name) for name in REQUIRED_HEADERS):
+        raise WebhookVerificationError("missing_header")
+
+
 def signed_message(request_id: str, user_id: str, timestamp: str, body: bytes) -> bytes:
     """The exact bytes fal signs for a delivery."""
     digest = hashlib.sha256(body).hexdigest()
@@ -125,8 +131,7 @@ def verify_signed_headers(
     tolerance_s: float = 300,
 ) -> None:
     """Like verify_webhook, for headers already collected (lowercase names, see signed_headers_from_raw)."""
-    if any(not found.get(name) for name in REQUIRED_HEADERS):
-        raise WebhookVerificationError("missing_header")
+    require_all(found)
     timestamp = found[HEADER_TIMESTAMP]
     # Only plain ASCII digits: int() would also take "+1", " 1", "1_0" and non-ASCII digits,
     # and the signed text must be the header exactly as sent.

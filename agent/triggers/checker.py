@@ -19,7 +19,8 @@ from anyone else, only bytes and strings this code put in tuples):
       ("keys", [32-byte public key, ...])                               when the keys change
       ("batch", batch_id, received_at, [(request_id, user_id, timestamp, signature, body,
                                           endpoint_id), ...])
-          a header the sender left out is None; endpoint_id is the URL's, or None
+          all four headers are there (the listener answers 401 itself when one is missing);
+          endpoint_id is the URL's, or None
     from the checker:
       [(batch_id, offset, [(code, reason, new, status), ...]), ...]
           the outcomes of that batch's deliveries offset, offset+1, ...; every delivery is
@@ -97,7 +98,7 @@ def split_frames(buffer: bytearray) -> list[Any]:
 
 
 class Checker:
-    """The state of one checker process; `handle` turns a round of messages into replies."""
+    """The state of one checker process: `check` a round of messages, then `store` it."""
 
     def __init__(self) -> None:
         self.inbox: Any = None

@@ -104,6 +104,10 @@ class Intake:
         self._committing = False
         self._pools: list[ThreadPoolExecutor | None] = [None, None]
 
+    async def start(self) -> bool:
+        """Nothing to start: the threads are made on first use (ProcessIntake starts a process here)."""
+        return True
+
     def close(self) -> None:
         """Let the two threads go (they are made again on next use)."""
         for index, pool in enumerate(self._pools):

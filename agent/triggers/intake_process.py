@@ -7,8 +7,9 @@ queue ``(headers, body)``, and once per loop iteration write everything queued a
 the checker. The checker verifies, parses and commits, and its reply resolves the futures; no
 thread is involved on this side, so the loop never waits for the GIL or a wake-up.
 
-The checker is started on first use (``python -m agent.triggers.checker`` with one end of a
-socketpair; its environment carries no secrets, it needs none). If it dies, every delivery in
+The checker is started with the app (``start``, from the lifespan) as ``python -m
+agent.triggers.checker`` with one end of a socketpair; its environment carries no secrets, it
+needs none. If it dies, every delivery in
 flight answers 503 (fal retries; a delivery it had already stored then comes back as a
 duplicate, so nothing is lost or run twice) and the next delivery starts a new one, at most
 one start a second.
@@ -40,15 +41,14 @@ from tools.webhooks import (
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
     HEADER_USER_ID,
-    REQUIRED_HEADERS,
     JwksCache,
     JwksError,
     WebhookVerificationError,
+    require_all,
     signed_headers_from_raw,
 )
 
 _SECRETS = ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "OPENAI_API_KEY")
-_MISSING = Outcome(401, "missing_header")
 
 
 class _TooSoon(OSError):
@@ -107,12 +107,11 @@ class ProcessIntake:
 
     async def submit(self, headers: RawHeaders, body: bytes, endpoint_id: str | None) -> Outcome:
         """Verify, validate and store one delivery; the Outcome says what to answer."""
-        try:
+        try:  # the checker is only sent deliveries that carry all four
             found = signed_headers_from_raw(headers)
+            require_all(found)
         except WebhookVerificationError as exc:
             return Outcome(401, exc.reason)
-        if len(found) < len(REQUIRED_HEADERS) or not all(found.values()):
-            return _MISSING
         return await retry_on_rotation(self.jwks, lambda: found, body,
                                        lambda: self._enqueue(found, body, endpoint_id))
 

@@ -78,7 +78,7 @@ class ListenerState:
     subscribers: Subscribers = field(default_factory=Subscribers)
     background: list[Callable[[asyncio.Event], Awaitable[None]]] = field(default_factory=list)
     on_stored: Callable[[], None] | None = None
-    intake: Any = None  # Intake or ProcessIntake: submit(headers, body, endpoint_id), close()
+    intake: Any = None  # Intake or ProcessIntake: start(), submit(headers, body, endpoint_id), close()
     received: int = 0
     check: str = "thread"
     """Where deliveries are verified and stored: "thread" or "inline" (intake.Intake), or
@@ -163,9 +163,8 @@ def create_app(state: ListenerState) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         stop = asyncio.Event()
-        start = getattr(state.intake, "start", None)
-        if start is not None:  # the checker process: ready before the first delivery, not on it
-            await start()
+        if state.intake is not None:  # e.g. the checker process: ready before the first delivery
+            await state.intake.start()
         tasks = [asyncio.create_task(job(stop)) for job in state.background]
         try:
             yield
