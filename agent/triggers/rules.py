@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import fnmatch
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -237,12 +237,19 @@ def persona_tables() -> list[tuple[str, str, list[Any], list[Any]]]:
     return out
 
 
+def load_tables(kind: str, parse: Callable[..., list[Any]], path: Path | None = None, *,
+                include_personas: bool = True) -> list[Any]:
+    """Every `kind` table ("triggers" or "schedules") parsed with `parse`: the personas' own,
+    then the triggers file's."""
+    out: list[Any] = []
+    if include_personas:
+        for name, source, triggers, schedules in persona_tables():
+            out.extend(parse(triggers if kind == "triggers" else schedules, source=source, persona=name))
+    file_path = path or locations.triggers_file()
+    out.extend(parse(read_triggers_file(file_path)[kind], source=str(file_path)))
+    return out
+
+
 def load_rules(path: Path | None = None, *, include_personas: bool = True) -> list[Rule]:
     """Every trigger rule: the personas' own, then the triggers file's."""
-    rules: list[Rule] = []
-    if include_personas:
-        for name, source, triggers, _ in persona_tables():
-            rules.extend(parse_rules(triggers, source=source, persona=name))
-    file_path = path or locations.triggers_file()
-    rules.extend(parse_rules(read_triggers_file(file_path)["triggers"], source=str(file_path)))
-    return rules
+    return load_tables("triggers", parse_rules, path, include_personas=include_personas)

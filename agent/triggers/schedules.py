@@ -27,11 +27,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from agent import locations
 from agent.triggers.actions import ActionError, ActionExecutor
 from agent.triggers.cron import CronError, CronExpr
 from agent.triggers.notices import Subscribers, TriggerNotice
-from agent.triggers.rules import Action, parse_tables, persona_tables, read_triggers_file
+from agent.triggers.rules import Action, load_tables, parse_tables
 
 
 class Schedule(Action):
@@ -81,13 +80,7 @@ def parse_schedules(tables: Iterable[Any], *, source: str, persona: str | None =
 
 def load_schedules(path: Path | None = None, *, include_personas: bool = True) -> list[Schedule]:
     """Every schedule: the personas' own, then the triggers file's."""
-    schedules: list[Schedule] = []
-    if include_personas:
-        for name, source, _, tables in persona_tables():
-            schedules.extend(parse_schedules(tables, source=source, persona=name))
-    file_path = path or locations.triggers_file()
-    schedules.extend(parse_schedules(read_triggers_file(file_path)["schedules"], source=str(file_path)))
-    return schedules
+    return load_tables("schedules", parse_schedules, path, include_personas=include_personas)
 
 
 class Scheduler:
