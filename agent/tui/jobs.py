@@ -109,18 +109,9 @@ class JobRow(Vertical):
     @on(Button.Pressed, "#save, #open")
     async def _pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        from agent.media import MediaError, open_in_viewer
+        from agent.tui.media_view import save_and_report
 
-        try:
-            path = await self.save()
-        except (MediaError, OSError) as exc:
-            self.app.notify(f"could not save: {exc}", severity="error")
-            return
-        if event.button.id == "open":
-            problem = open_in_viewer(path)
-            self.app.notify(problem or f"opened {path.name}")
-        else:
-            self.app.notify(f"saved to {path}")
+        await save_and_report(self, self.save, open_after=event.button.id == "open")
 
 
 class JobsPanel(VerticalScroll):

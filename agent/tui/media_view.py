@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,22 +95,29 @@ class MediaPreview(Vertical):
     @on(Button.Pressed, "#save-media")
     async def _save_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        try:
-            path = await self.save()
-        except (MediaError, OSError) as exc:
-            self.app.notify(f"could not save: {exc}", severity="error")
-            return
-        self.app.notify(f"saved to {path}")
+        await save_and_report(self, self.save, open_after=False)
 
     @on(Button.Pressed, "#open-media")
     async def _open_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        from agent.media import open_in_viewer
 
-        try:
-            path = self.saved_path or await self.save()
-        except (MediaError, OSError) as exc:
-            self.app.notify(f"could not open: {exc}", severity="error")
-            return
+        async def saved() -> Path:
+            return self.saved_path or await self.save()
+
+        await save_and_report(self, saved, open_after=True)
+
+
+async def save_and_report(widget: Any, save: Callable[[], Awaitable[Path]], *, open_after: bool) -> None:
+    """Save (and open, if asked) from a button, and say in a notification how it went."""
+    from agent.media import open_in_viewer
+
+    try:
+        path = await save()
+    except (MediaError, OSError) as exc:
+        widget.app.notify(f"could not {'open' if open_after else 'save'}: {exc}", severity="error")
+        return
+    if open_after:
         problem = open_in_viewer(path)
-        self.app.notify(problem or f"opened {path.name}", severity="warning" if problem else "information")
+        widget.app.notify(problem or f"opened {path.name}", severity="warning" if problem else "information")
+    else:
+        widget.app.notify(f"saved to {path}")

@@ -230,3 +230,32 @@ async def test_input_sent_during_a_turn_is_queued_not_lost(factory):
         await wait_for(pilot, lambda: not app.pending and app.turn_worker.is_finished
                        and app.query(AnswerMessage).last().text == "You said: hello", what="queued turn")
         assert [n for n, _ in app.runtime.runner.tool_calls] == ["search_models"]
+
+
+async def test_save_and_open_buttons_say_how_it_went(factory, monkeypatch):
+    import agent.media
+
+    opened = []
+    monkeypatch.setattr(agent.media, "open_in_viewer", lambda path: opened.append(path) or None)
+    app = make_app(factory)
+    notes: list[tuple[str, str]] = []
+    monkeypatch.setattr(app, "notify", lambda message, severity="information", **_: notes.append((message, severity)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.runtime is not None, what="runtime")
+        await send(pilot, 'submit fal-ai/flux/dev prompt "a cat"')
+        await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen), what="approval modal")
+        await pilot.click("#approve")
+        await wait_for(pilot, lambda: app.turn_worker.is_finished, what="turn end")
+        preview = app.query_one(MediaPreview)
+        await wait_for(pilot, lambda: preview.shown, what="image preview")
+        preview.query_one("#save-media").press()
+        await wait_for(pilot, lambda: len(notes) == 1, what="saved notice")
+        assert notes[0][0].startswith("saved to ") and notes[0][1] == "information"
+        preview.query_one("#open-media").press()  # reuses the file just saved
+        await wait_for(pilot, lambda: len(notes) == 2, what="opened notice")
+        assert notes[1] == (f"opened {preview.saved_path.name}", "information") and opened == [preview.saved_path]
+        row = app.jobs.rows["req-0001"]
+        await wait_for(pilot, lambda: not row.query_one("#save").disabled, what="job save enabled")
+        row.query_one("#save").press()
+        await wait_for(pilot, lambda: len(notes) == 3, what="job saved notice")
+        assert notes[2][0].startswith("saved to ") and notes[2][1] == "information"
