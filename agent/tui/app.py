@@ -7,6 +7,7 @@ model) is built in a worker after the first refresh. Module-level imports stay T
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from typing import Any
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Footer
 
@@ -25,12 +26,14 @@ from agent.tui.chat import AnswerMessage, ChatView, ErrorMessage, NoticeMessage,
 from agent.tui.commands import parse_slash, welcome_markdown
 from agent.tui.header import StatusHeader
 from agent.tui.history import InputHistory
-from agent.tui.jobs import JobsPanel
+from agent.tui.jobs import JobRow, JobsPanel
 from agent.tui.keys import DEFAULT_KEYS
 from agent.tui.palette import FalCommands
 from agent.tui.prompt import PromptInput
 from agent.tui.webhooks import header_label as webhook_header_label
 from agent.tui.webhooks import start_notices as webhook_start_notices
+
+_log = logging.getLogger(__name__)
 
 WELCOME_MODE = "With no keys set, it runs against a local fal.ai sandbox and the offline planner."
 
@@ -55,6 +58,10 @@ class FalPersonaApp(App):
         Binding(DEFAULT_KEYS["transcript"], "browse_transcript", "Transcript", id="transcript"),
         Binding(DEFAULT_KEYS["jobs"], "toggle_jobs", "Jobs", id="jobs"),
         Binding(DEFAULT_KEYS["export"], "export('md')", "Export", id="export"),
+        Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
+        # The prompt keeps focus; the chat still scrolls from the keyboard.
+        Binding("pageup", "scroll_chat(-1)", "Scroll up", show=False, priority=True),
+        Binding("pagedown", "scroll_chat(1)", "Scroll down", show=False, priority=True),
     ]
 
     def __init__(self, *, runtime_factory: Callable[..., Any] | None = None, settings: Any = None,
@@ -82,6 +89,7 @@ class FalPersonaApp(App):
         self.turn_worker: Any = None
         self.pending: list[tuple[str, str | None, dict | None]] = []
         self.first_paint_at: float | None = None
+        self.following: set[str] = set()  # request ids followed in the background
 
     # -- layout -----------------------------------------------------------------------------
     def compose(self):
@@ -102,7 +110,9 @@ class FalPersonaApp(App):
                                    placeholder="Type a request, or /help. Enter sends, ctrl+j adds a line.")
         yield self._header
         with Horizontal(id="main"):
-            yield self._chat
+            with Vertical(id="chat-column"):
+                yield self._chat
+                yield self._chat.marker
             yield self._jobs
         yield self._prompt
         yield Footer()
@@ -236,7 +246,7 @@ class FalPersonaApp(App):
         if self.runtime is None:
             await self.chat.add(ErrorMessage(f"the agent is not running: {self.runtime_error}"))
             return
-        renderer = TurnRenderer(self.chat, self.jobs)
+        renderer = TurnRenderer(self.chat, self.jobs, follow=self.follow)
         self.header.busy = True
         try:
             runner = self.runtime.runner
@@ -248,13 +258,88 @@ class FalPersonaApp(App):
         except asyncio.CancelledError:
             await renderer.cancelled()
             raise
-        except Exception as exc:  # readable message, never a traceback
-            await self.chat.add(ErrorMessage(readable_error(exc)))
+        except Exception as exc:  # readable message, never a traceback; recorded as what it was
+            await self.report_error("turn", exc)
         finally:
             self.header.busy = False
             self._refresh_header()
             if self.pending:
                 self.call_later(self._next_turn)
+
+    # -- the app's edge ---------------------------------------------------------------------
+    async def report_error(self, where: str, exc: BaseException) -> None:
+        """An unexpected exception: an error card, a transcript row of its kind, a log line.
+
+        The app stays up; nothing is reported as something else (e.g. as a cancellation)."""
+        from agent.tui.turn import readable_error
+
+        message = readable_error(exc)
+        _log.error("unexpected error in %s: %s", where, message, exc_info=exc)
+        log = getattr(self.runner, "log", None) if self.runtime is not None else None
+        if log is not None:
+            try:
+                log.record("error", {"kind": "ui_error", "where": where, "type": type(exc).__name__,
+                                     "message": message})
+                log.settle()
+            except Exception:  # noqa: BLE001 - the card below still tells the user
+                _log.exception("could not record the error in the transcript")
+        try:
+            await self.chat.add(ErrorMessage(f"unexpected error in {where}: {message}"))
+        except Exception:  # noqa: BLE001 - the chat itself is broken: a toast at least
+            self.notify(f"unexpected error in {where}: {message}", severity="error")
+
+    def focus_prompt(self) -> None:
+        """Give the keyboard back to the prompt (after a button, a modal)."""
+        if self._prompt.is_attached:
+            self._prompt.focus()
+
+    # -- following jobs ---------------------------------------------------------------------
+    def follow(self, endpoint_id: str, request_id: str) -> None:
+        """Follow a request in the background until it ends (once per request)."""
+        client = getattr(self.runtime, "client", None)
+        if client is None or not endpoint_id or request_id in self.following:
+            return
+        self.following.add(request_id)
+        self.run_worker(self._follow(client, endpoint_id, request_id), group="follow",
+                        name=f"follow {request_id}")
+
+    async def _follow(self, client: Any, endpoint_id: str, request_id: str) -> None:
+        from agent.follow import JobOutcome, follow_job
+        from agent.tui.progress import job_update
+        from agent.tui.turn import preview_once, result_summary
+
+        try:
+            async for event in follow_job(client, endpoint_id, request_id):
+                if not isinstance(event, JobOutcome):
+                    update = job_update(event.data)
+                    if update is not None:
+                        await self.jobs.update_job(update)
+                    continue
+                row = self.jobs.rows.get(request_id)
+                if event.kind == "completed":
+                    if row is None or row.outcome != "completed":
+                        await self.jobs.set_result(request_id, endpoint_id, event.result,
+                                                   result_summary(event.result, "result"))
+                    await preview_once(self.chat, self.jobs, event.result, endpoint_id, request_id)
+                elif event.kind in ("failed", "cancelled"):
+                    if row is None or not row.outcome:
+                        await self.jobs.set_result(request_id, endpoint_id, None, event.message[:80],
+                                                   error=event.kind == "failed",
+                                                   cancelled=event.kind == "cancelled")
+                elif row is not None:
+                    row.note("? " + event.message[:80])
+        except Exception as exc:  # noqa: BLE001 - a broken follower must not end the app
+            await self.report_error(f"following {request_id}", exc)
+        finally:
+            self.following.discard(request_id)
+
+    @on(JobRow.CancelPressed)
+    async def _cancel_job(self, message: Any) -> None:
+        text = f"/cancel {message.endpoint_id} {message.request_id}"
+        await self.chat.add(UserMessage(text))
+        self.start_turn(text, "cancel_queue_request",
+                        {"endpoint_id": message.endpoint_id, "request_id": message.request_id})
+        self.focus_prompt()
 
     async def approve(self, request: Any) -> Any:
         """The runner's approver: opens the approval modal and waits for the decision."""
@@ -288,6 +373,19 @@ class FalPersonaApp(App):
 
     def action_toggle_jobs(self) -> None:
         self.jobs.display = not self.jobs.display
+        self.jobs.set_class(bool(self.jobs.display), "shown")
+
+    def action_scroll_chat(self, direction: int) -> None:
+        if direction < 0:
+            self.chat.scroll_page_up()
+        else:
+            self.chat.scroll_page_down()
+
+    def on_resize(self, event: Any) -> None:
+        """Narrow the jobs panel on small terminals, and hide it on very small ones."""
+        width = event.size.width
+        self.screen.set_class(width < 100, "narrow")
+        self.screen.set_class(width < 64, "tiny")
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme != "textual-light" else "textual-dark"
@@ -321,7 +419,10 @@ class FalPersonaApp(App):
     async def _webhook(self, message: WebhookNotice) -> None:
         from agent.tui.webhooks import show_webhook
 
-        await show_webhook(self, message.notice)
+        try:
+            await show_webhook(self, message.notice)
+        except Exception as exc:  # noqa: BLE001 - one odd notice must not end the app
+            await self.report_error("a webhook notice", exc)
 
 
 def glue_error(exc: BaseException) -> str:

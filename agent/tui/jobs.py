@@ -1,24 +1,40 @@
-"""The jobs panel: every submitted or watched request, live."""
+"""The jobs panel: every submitted or watched request, live.
+
+A row keeps its state in plain attributes and paints it onto its child widgets only while it
+is mounted (and once more when it mounts), so a timer tick, a status from a follower or a
+webhook can arrive at any moment, even before the row is on screen, without touching
+widgets that are not there yet.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from textual import on
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.widgets import Button, Label, ProgressBar, Static
 
 from agent.tui.progress import JobUpdate
 
-DONE_STATUSES = {"COMPLETED", "OK", "ERROR", "FAILED", "CANCELLED", "CANCELLATION_REQUESTED"}
+log = logging.getLogger(__name__)
+
+# What fal's queue reports is IN_QUEUE, IN_PROGRESS or COMPLETED (a failed or cancelled
+# request is COMPLETED with an error). The rest are this app's own words for the end states.
+DONE_STATUSES = {"COMPLETED", "OK", "ERROR", "FAILED", "CANCELLED"}
+LIVE_STATUSES = {"SUBMITTED", "IN_QUEUE", "IN_PROGRESS", "CANCELLATION_REQUESTED"}
 
 
 def fmt_elapsed(seconds: float) -> str:
-    """`42s`, `3m05s`, `1h02m`."""
-    s = max(0, int(seconds))
+    """`0.8s`, `42s`, `3m05s`, `1h02m`."""
+    if seconds < 10:
+        return f"{max(0.0, seconds):.1f}s"
+    s = int(seconds)
     if s < 60:
         return f"{s}s"
     if s < 3600:
@@ -27,75 +43,141 @@ def fmt_elapsed(seconds: float) -> str:
 
 
 class JobRow(Vertical):
-    """One request: endpoint, status, queue position, progress bar, elapsed time, result."""
+    """One request: endpoint, status, queue position, progress, elapsed time, result, actions.
 
-    def __init__(self, request_id: str, endpoint_id: str, started: float) -> None:
+    `started` is when this app submitted it (None for a request it only watched: then no
+    elapsed time is claimed); `finished` is when the COMPLETED status (or result) arrived.
+    """
+
+    @dataclass
+    class CancelPressed(Message):
+        """The row's Cancel button: cancel this request (through the guarded tool call)."""
+
+        request_id: str
+        endpoint_id: str
+
+    def __init__(self, request_id: str, endpoint_id: str, started: float | None) -> None:
         super().__init__(classes="job")
         self.request_id, self.endpoint_id = request_id, endpoint_id
-        self.started, self.finished = started, None
+        self.started: float | None = started
+        self.finished: float | None = None
         self.status = "SUBMITTED"
         self.queue_position: int | None = None
+        self.log_line = ""
+        self.done: float | None = None
+        self.total: float | None = None
         self.result: Any = None
+        self.result_line = ""
+        self.outcome = ""  # "", "completed", "failed" or "cancelled"
+        self.previewed = False  # its media is on screen already (show each image once)
+        self._now: float | None = None
 
     def compose(self):
         yield Label(self.endpoint_id or "?", classes="job-endpoint", markup=False)
         yield Label(f"id {self.request_id}", classes="job-id", markup=False)
         yield Label(self.status, classes="job-status", markup=False)
-        yield ProgressBar(total=None, show_eta=False, classes="job-bar")
+        with Horizontal(classes="job-progress"):
+            yield ProgressBar(total=None, show_eta=False, show_percentage=False, classes="job-bar")
+            yield Label("", classes="job-pct")
         with Horizontal(classes="job-foot"):
-            yield Label("0s", classes="job-elapsed")
+            yield Label("", classes="job-elapsed")
             yield Label("", classes="job-result", markup=False)
         with Horizontal(classes="job-actions"):
             yield Button("Save", id="save", compact=True, disabled=True)
             yield Button("Open", id="open", compact=True, disabled=True)
+            yield Button("Cancel", id="cancel", compact=True, classes="job-cancel")
+
+    def on_mount(self) -> None:
+        self._paint()
 
     @property
     def is_done(self) -> bool:
         return self.finished is not None
 
+    # -- state changes (safe at any time) -------------------------------------------------------
     def apply(self, update: JobUpdate, now: float) -> None:
-        """Fold one status update in."""
+        """Fold one status update in: what fal said, as it said it."""
+        if self.is_done and update.status not in DONE_STATUSES:
+            return  # a late, older status (e.g. a slow poll) must not revive a finished row
         if update.endpoint_id and not self.endpoint_id:
             self.endpoint_id = update.endpoint_id
-            self.query_one(".job-endpoint", Label).update(update.endpoint_id)
         if update.status:
             self.status = update.status
-        self.queue_position = update.queue_position
-        line = self.status
-        if update.queue_position is not None:
-            line += f" · queue position {update.queue_position}"
+        self.queue_position = update.queue_position if self.status == "IN_QUEUE" else None
         if update.log:
-            line += f" · {update.log[:60]}"
-        self.query_one(".job-status", Label).update(line)
-        bar = self.query_one(ProgressBar)
+            self.log_line = update.log
         if update.total:
-            bar.update(total=update.total, progress=update.done or 0)
-        if self.status in DONE_STATUSES and not self.is_done:
+            self.done, self.total = update.done or 0.0, update.total
+        if self.status == "COMPLETED" and not self.is_done:
             self.finished = now
-            if bar.total is None:
-                bar.update(total=1, progress=1)
-            self.tick(now)
+        self._paint(now)
 
-    def set_result(self, result: Any, summary: str, now: float, error: bool = False) -> None:
-        """The result landed (or failed)."""
+    def set_result(self, result: Any, summary: str, now: float, error: bool = False,
+                   cancelled: bool = False) -> None:
+        """The outcome landed: a result, a failure, or fal's word that it was cancelled."""
         self.result = result
         if self.finished is None:
             self.finished = now
-        self.status = "ERROR" if error else "COMPLETED"
-        self.query_one(".job-status", Label).update(self.status)
-        bar = self.query_one(ProgressBar)
-        bar.update(total=bar.total or 1, progress=bar.total or 1)
-        self.query_one(".job-result", Label).update(("✗ " if error else "✓ ") + summary)
-        self.add_class("failed" if error else "completed")
-        for button in self.query(Button):
-            button.disabled = result is None
-        self.tick(now)
+        self.outcome = "cancelled" if cancelled else "failed" if error else "completed"
+        self.status = "CANCELLED" if cancelled else "FAILED" if error else "COMPLETED"
+        if not error and not cancelled:
+            self.done, self.total = 1.0, 1.0
+        self.result_line = ("⊘ " if cancelled else "✗ " if error else "✓ ") + summary
+        self._paint(now)
+
+    def note(self, text: str) -> None:
+        """A line under the row that changes no state (e.g. a cancel that came too late)."""
+        self.result_line = text
+        self._paint()
 
     def tick(self, now: float) -> None:
         """Refresh the elapsed time."""
-        end = self.finished if self.finished is not None else now
-        self.query_one(".job-elapsed", Label).update(fmt_elapsed(end - self.started))
+        self._now = now
+        if self.is_mounted:
+            self._paint_elapsed()
 
+    # -- painting (only while mounted) ------------------------------------------------------------
+    def _paint(self, now: float | None = None) -> None:
+        if now is not None:
+            self._now = now
+        if not self.is_mounted:
+            return
+        self.query_one(".job-endpoint", Label).update(self.endpoint_id or "?")
+        line = self.status
+        if self.queue_position is not None:
+            line += f" · queue position {self.queue_position}"
+        if self.log_line and not self.outcome:
+            line += f" · {self.log_line[:60]}"
+        self.query_one(".job-status", Label).update(line)
+        bar = self.query_one(ProgressBar)
+        pct = self.query_one(".job-pct", Label)
+        if self.total:
+            bar.update(total=self.total, progress=self.done or 0.0)
+            pct.update(f"{100 * (self.done or 0.0) / self.total:3.0f}%")
+        elif self.is_done:
+            bar.update(total=1, progress=0)  # ended with no progress known: an empty bar, no claim
+            pct.update("")
+        else:
+            pct.update("…")  # indeterminate: fal gave no progress yet
+        self.query_one(".job-result", Label).update(self.result_line)
+        for cls in ("completed", "failed", "cancelled"):
+            self.set_class(self.outcome == cls, cls)
+        for button in self.query(Button):
+            if button.id == "cancel":
+                button.display = not self.is_done
+            else:
+                button.disabled = self.result is None
+        self._paint_elapsed()
+
+    def _paint_elapsed(self) -> None:
+        label = self.query_one(".job-elapsed", Label)
+        if self.started is None:
+            label.update("")
+            return
+        end = self.finished if self.finished is not None else self._now
+        label.update(fmt_elapsed(end - self.started) if end is not None else "")
+
+    # -- actions ----------------------------------------------------------------------------
     async def save(self) -> Path:
         """Save the first media file of the result, or the result JSON when it holds none."""
         from agent.media import find_media, save_media, save_result_json
@@ -112,6 +194,11 @@ class JobRow(Vertical):
         from agent.tui.media_view import save_and_report
 
         await save_and_report(self, self.save, open_after=event.button.id == "open")
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.post_message(self.CancelPressed(self.request_id, self.endpoint_id))
 
 
 class JobsPanel(VerticalScroll):
@@ -131,19 +218,37 @@ class JobsPanel(VerticalScroll):
 
     def _tick(self) -> None:
         now = self.clock()
-        for row in self.rows.values():
+        for row in list(self.rows.values()):
             if not row.is_done:
-                row.tick(now)
+                try:
+                    row.tick(now)
+                except Exception:  # a display refresh must never take the app down
+                    log.exception("jobs panel: could not refresh %s", row.request_id)
 
-    async def row_for(self, request_id: str, endpoint_id: str = "") -> JobRow:
-        """The row of a request, created (newest on top) when first seen."""
+    def latest(self) -> JobRow | None:
+        """The newest row."""
+        return next(reversed(self.rows.values()), None) if self.rows else None
+
+    def live_rows(self) -> list[JobRow]:
+        """Rows whose request has not ended yet."""
+        return [r for r in self.rows.values() if not r.is_done]
+
+    async def row_for(self, request_id: str, endpoint_id: str = "", *,
+                      submitted: bool = False) -> JobRow:
+        """The row of a request, created (newest on top) when first seen.
+
+        `submitted`: this app just submitted it, so the elapsed time counts from now."""
         row = self.rows.get(request_id)
         if row is None:
+            row = JobRow(request_id, endpoint_id, self.clock() if submitted else None)
+            self.rows[request_id] = row
             for empty in self.query(".jobs-empty"):
                 await empty.remove()
-            row = JobRow(request_id, endpoint_id, self.clock())
-            self.rows[request_id] = row
             await self.mount(row, before=0 if len(self.children) else None)
+        elif submitted and row.started is None:
+            row.started = self.clock()
+        if endpoint_id and not row.endpoint_id:
+            row.endpoint_id = endpoint_id
         return row
 
     async def update_job(self, update: JobUpdate) -> JobRow:
@@ -153,9 +258,8 @@ class JobsPanel(VerticalScroll):
         return row
 
     async def set_result(self, request_id: str, endpoint_id: str, result: Any, summary: str,
-                         error: bool = False) -> JobRow:
-        """Record a job's result."""
+                         error: bool = False, cancelled: bool = False) -> JobRow:
+        """Record a job's outcome."""
         row = await self.row_for(request_id, endpoint_id)
-        row.set_result(result, summary, self.clock(), error)
+        row.set_result(result, summary, self.clock(), error, cancelled)
         return row
-

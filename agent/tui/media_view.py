@@ -111,6 +111,10 @@ async def save_and_report(widget: Any, save: Callable[[], Awaitable[Path]], *, o
     """Save (and open, if asked) from a button, and say in a notification how it went."""
     from agent.media import open_in_viewer
 
+    # The keyboard goes back to the prompt: what is typed next is a request, not another press.
+    focus_prompt = getattr(widget.app, "focus_prompt", None)
+    if callable(focus_prompt):
+        focus_prompt()
     try:
         path = await save()
     except (MediaError, OSError) as exc:

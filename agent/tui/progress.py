@@ -57,8 +57,8 @@ def job_update(data: dict[str, Any], args: dict[str, Any] | None = None) -> JobU
     messages = log_messages(data)
     progress = parse_progress(messages)
     status = str(data.get("status") or "")
-    if status == "COMPLETED":
-        progress = (1.0, 1.0)
+    if status == "COMPLETED" and not data.get("error"):
+        progress = (1.0, 1.0)  # a failed or cancelled request also COMPLETEs: no full bar for it
     qp = data.get("queue_position")
     return JobUpdate(
         request_id=request_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from textual import on
@@ -44,6 +45,8 @@ class ToolCard(Vertical):
         self.error = False
         self.done = False
         self.duration_s: float | None = None
+        self.started = time.monotonic()
+        self._line = "running…"
         self._json_shown = False
 
     def compose(self):
@@ -55,21 +58,38 @@ class ToolCard(Vertical):
             yield LoadingIndicator()
             yield Static("running…", markup=False, classes="summary")
 
+    def on_mount(self) -> None:
+        self._paint()
+
     def progress(self, text: str) -> None:
         """Show a live update (queue position, a log line) while running."""
         if not self.done:
-            self.query_one(".summary", Static).update(text)
+            self._line = text
+            self._paint()
 
     def finish(self, content: str, artifact: Any, error: bool, duration_s: float) -> None:
         """Stop the spinner and show the outcome and timing."""
         self.done, self.content, self.result, self.error = True, content, artifact, error
         self.duration_s = duration_s
-        self.remove_class("running")
-        self.add_class("error" if error else "ok")
-        for spinner in self.query(LoadingIndicator):
-            spinner.remove()
         mark = "✗" if error else "✓"
-        self.query_one(".summary", Static).update(f"{mark} {summarize(content)}  ·  {duration_s:.2f} s")
+        self._line = f"{mark} {summarize(content)}  ·  {duration_s:.2f} s"
+        self._paint()
+
+    def stop(self, why: str) -> None:
+        """The turn was stopped while this call ran: say so, with the time it really ran."""
+        self.finish(why, None, True, time.monotonic() - self.started)
+
+    def _paint(self) -> None:
+        # State lives in attributes; widgets are touched only while mounted (a card folded
+        # out of a long chat can still receive its call's end).
+        if not self.is_mounted:
+            return
+        if self.done:
+            self.remove_class("running")
+            self.add_class("error" if self.error else "ok")
+            for spinner in self.query(LoadingIndicator):
+                spinner.remove()
+        self.query_one(".summary", Static).update(self._line)
         if self._json_shown:
             self._render_json()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from agent.events import ApprovalRequest, ErrorEvent, Token, ToolEnd, ToolProgress, ToolStart, TurnEnd
@@ -51,14 +52,48 @@ def result_summary(result: Any, content: str) -> str:
     return summarize(content, 60)
 
 
-class TurnRenderer:
-    """Keeps the per-turn state: the answer being streamed and the tool cards by call id."""
+async def preview_once(chat: ChatView, jobs: JobsPanel, result: Any, endpoint: str, rid: str) -> None:
+    """Show a result's media in the chat, unless this request's media is on screen already."""
+    from agent.media import find_media
+    from agent.tui.media_view import MediaPreview
 
-    def __init__(self, chat: ChatView, jobs: JobsPanel) -> None:
+    row = jobs.rows.get(rid)
+    refs = find_media(result, limit=4)
+    if not refs or (row is not None and row.previewed):
+        return
+    if row is not None:
+        row.previewed = True
+    for i, ref in enumerate(refs):
+        stem = f"{(endpoint or 'job').replace('/', '-')}-{rid[:8]}" + (f"-{i + 1}" if i else "")
+        await chat.add(MediaPreview(ref, stem=stem))
+
+
+def cancel_note(data: dict[str, Any]) -> tuple[str, str]:
+    """(new row status or "", a note) for a cancel's outcome, in fal's terms."""
+    outcome = data.get("outcome")
+    if outcome == "requested":
+        return "CANCELLATION_REQUESTED", "cancel requested; fal has not confirmed it yet"
+    if outcome == "already_completed":
+        return "", "cancel came too late: fal says it had already completed"
+    if outcome == "not_found":
+        return "", "cancel: fal does not know this request"
+    return "", f"cancel: {data.get('fal_status') or outcome or 'no answer'}"
+
+
+Follow = Callable[[str, str], None]
+
+
+class TurnRenderer:
+    """Keeps the per-turn state: the answer being streamed, the tool cards by call id, and the
+    requests this turn submitted (so Esc can say which are still running)."""
+
+    def __init__(self, chat: ChatView, jobs: JobsPanel, follow: Follow | None = None) -> None:
         self.chat, self.jobs = chat, jobs
+        self.follow = follow
         self.answer: AnswerMessage | None = None
         self.streamed = ""
         self.cards: dict[str, ToolCard] = {}
+        self.submitted: list[str] = []
 
     async def handle(self, event: Any) -> None:
         """Render one event."""
@@ -118,12 +153,30 @@ class TurnRenderer:
         endpoint = str(args.get("endpoint_id") or data.get("endpoint_id") or "")
         if not isinstance(rid, str) or not rid:
             return
+        submitted = event.name == "submit_queue_request" and not event.error
+        if submitted:
+            self.submitted.append(rid)
+            await self.jobs.row_for(rid, endpoint, submitted=True)
         if event.error:
-            await self.jobs.set_result(rid, endpoint, None, summarize(event.content, 60), error=True)
+            if event.name == "submit_queue_request":
+                return  # nothing was queued, so there is no job to show
+            if event.name == "cancel_queue_request":
+                (await self.jobs.row_for(rid, endpoint)).note("✗ " + summarize(event.content, 60))
+                return
+            # A failed read says nothing about the job itself, unless fetching its result failed
+            # because the request failed.
+            if event.name == "get_queue_result":
+                await self.jobs.set_result(rid, endpoint, None, summarize(event.content, 60), error=True)
+            else:
+                (await self.jobs.row_for(rid, endpoint)).note("✗ " + summarize(event.content, 60))
         elif event.name == "get_queue_result":
             await self.jobs.set_result(rid, endpoint, artifact, result_summary(artifact, event.content))
         elif event.name == "cancel_queue_request":
-            await self.jobs.update_job(JobUpdate(rid, endpoint, str(data.get("status") or "CANCELLED")))
+            status, note = cancel_note(data)
+            row = await self.jobs.row_for(rid, endpoint)
+            if status:
+                await self.jobs.update_job(JobUpdate(rid, endpoint, status))
+            row.note(note)
         else:
             update = job_update({**data, "request_id": rid}, args)
             if event.name == "submit_queue_request" and update and not update.status:
@@ -131,20 +184,26 @@ class TurnRenderer:
             if update is not None:
                 await self.jobs.update_job(update)
         if event.name in MEDIA_TOOLS and not event.error:
-            await self._media(artifact, endpoint, rid)
+            await preview_once(self.chat, self.jobs, artifact, endpoint, rid)
+        row = self.jobs.rows.get(rid)
+        if self.follow is not None and row is not None and not row.is_done:
+            self.follow(endpoint, rid)
 
-    async def _media(self, result: Any, endpoint: str, rid: str) -> None:
-        from agent.media import find_media
-        from agent.tui.media_view import MediaPreview
-
-        for i, ref in enumerate(find_media(result, limit=4)):
-            stem = f"{endpoint.replace('/', '-')}-{rid[:8]}" + (f"-{i + 1}" if i else "")
-            await self.chat.add(MediaPreview(ref, stem=stem))
+    def still_running(self) -> list[Any]:
+        """Rows of the requests this turn submitted that have not ended."""
+        return [self.jobs.rows[r] for r in self.submitted if r in self.jobs.rows and not self.jobs.rows[r].is_done]
 
     async def cancelled(self) -> None:
-        """The turn's worker was cancelled (Esc): close what is open and say so."""
+        """The turn's worker was cancelled (Esc): close what is open and say what is still running."""
         await self._close_answer()
         for card in self.cards.values():
             if not card.done:
-                card.finish("cancelled", None, True, 0.0)
-        await self.chat.add(NoticeMessage("cancelled", kind="cancelled"))
+                card.stop("stopped by Esc" + (" (the submit may have reached fal)"
+                                              if card.tool_name == "submit_queue_request" else ""))
+        running = self.still_running()
+        text = "cancelled"
+        if running:
+            jobs = ", ".join(f"{r.endpoint_id or '?'} {r.request_id[:8]}" for r in running)
+            text += (f": the turn stopped, but fal is still working on {len(running)} job(s) it submitted ({jobs}) and will "
+                     "bill them: press Cancel on the job's row, or type /cancel for the latest one.")
+        await self.chat.add(NoticeMessage(text, kind="cancelled"))

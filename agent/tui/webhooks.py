@@ -111,8 +111,7 @@ async def show_webhook(app: Any, notice: Any) -> None:
         return
     body = await webhook_body(app, notice)
     # Media the user has not fetched yet is previewed in the chat, as fetching it would have.
-    row = app.jobs.rows.get(rid) if rid else None
-    preview = status == "OK" and kind == "received" and getattr(row, "result", None) is None
+    preview = status == "OK" and kind == "received"
     summary = await _update_job(app, rid, endpoint, status, body)
     text = f"webhook {kind}: {status or '?'} {endpoint or '?'} {rid}".rstrip()
     if kind == "duplicate":
@@ -120,7 +119,9 @@ async def show_webhook(app: Any, notice: Any) -> None:
     await app.chat.add(NoticeMessage(text + (f" · {summary}" if summary else "")
                                      + (f" · {detail}" if detail else ""), kind="webhook"))
     if preview and body.get("payload") is not None:
-        await _preview(app, body["payload"], endpoint, rid)
+        from agent.tui.turn import preview_once
+
+        await preview_once(app.chat, app.jobs, body["payload"], endpoint, rid)
 
 
 async def _update_job(app: Any, rid: str, endpoint: str, status: str, body: dict[str, Any]) -> str:
@@ -130,23 +131,19 @@ async def _update_job(app: Any, rid: str, endpoint: str, status: str, body: dict
     if not rid:
         return ""
     payload = body.get("payload")
+    row = app.jobs.rows.get(rid)
+    if row is not None and row.outcome:
+        # The status stream got there first; the webhook confirms what the row shows.
+        return row.result_line.lstrip("✓✗⊘ ") if status in ("OK", "ERROR") else ""
     if status == "OK":
         summary = result_summary(payload, "result (webhook)") if payload is not None else "result (webhook)"
         await app.jobs.set_result(rid, endpoint, payload, summary)
         return summary
     if status == "ERROR":
         summary = error_text(body)
-        await app.jobs.set_result(rid, endpoint, None, f"{summary} (webhook)", error=True)
+        cancelled = "cancelled" in summary.lower() or "request_cancelled" in str(body)[:2000]
+        await app.jobs.set_result(rid, endpoint, None, f"{summary} (webhook)", error=not cancelled,
+                                  cancelled=cancelled)
         return summary
     await app.jobs.update_job(JobUpdate(rid, endpoint, status or "EVENT"))
     return ""
-
-
-async def _preview(app: Any, payload: Any, endpoint: str, rid: str) -> None:
-    """Show the result's media in the chat, as fetching the result would have."""
-    from agent.media import find_media
-    from agent.tui.media_view import MediaPreview
-
-    for i, ref in enumerate(find_media(payload, limit=4)):
-        stem = f"{(endpoint or 'webhook').replace('/', '-')}-{rid[:8]}" + (f"-{i + 1}" if i else "")
-        await app.chat.add(MediaPreview(ref, stem=stem))
