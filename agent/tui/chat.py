@@ -65,22 +65,54 @@ class EarlierMessages(Static):
         self.display = False
 
 
+class NewOutputMarker(Static):
+    """Under the chat while the user has scrolled up and new output arrived below."""
+
+    def __init__(self) -> None:
+        super().__init__("▼ new output below · PageDown or scroll to the end to follow", id="new-output")
+        self.display = False
+
+
 class ChatView(VerticalScroll):
     """The conversation. Only the newest `max_mounted` messages stay mounted; older ones are
     counted in a one-line placeholder (the transcript keeps them all), so a 2,000-message
-    session scrolls and lays out like a short one."""
+    session scrolls and lays out like a short one.
+
+    It follows new output while the view is at the end; once the user scrolls up it stays
+    put and `marker` says that more arrived, until the view is back at the end."""
 
     def __init__(self, max_mounted: int = DEFAULT_MAX_MOUNTED, **kw) -> None:
         super().__init__(**kw)
         self.max_mounted = max_mounted
         self.folded = 0
         self._earlier = EarlierMessages()
+        self.marker = NewOutputMarker()
+        self.following = True
 
     def compose(self):
         yield self._earlier
 
     def on_mount(self) -> None:
         self.anchor()
+        self.watch(self, "scroll_y", self._scrolled, init=False)
+
+    def at_end(self) -> bool:
+        """True when the view shows the last line."""
+        return self.scroll_y >= self.max_scroll_y - 1
+
+    def _scrolled(self, _old: float, _new: float) -> None:
+        if self.at_end():
+            self.following = True
+            self.marker.display = False
+        elif self.max_scroll_y > 0 and _new < _old:
+            self.following = False  # the user moved up: stop pulling the view down
+
+    def follow_output(self) -> None:
+        """After new content: keep up with it, or say it is there."""
+        if self.following:
+            self.scroll_end(animate=False, immediate=False)
+        else:
+            self.marker.display = True
 
     @property
     def messages(self) -> list[Widget]:
@@ -100,6 +132,7 @@ class ChatView(VerticalScroll):
                 "(the transcript keeps them: ctrl+t to browse)"
             )
             self._earlier.display = True
+        self.follow_output()
         return widget
 
     async def clear(self) -> None:
