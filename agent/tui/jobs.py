@@ -71,6 +71,7 @@ class JobRow(Vertical):
         self.outcome = ""  # "", "completed", "failed" or "cancelled"
         self.previewed = False  # its media is on screen already (show each image once)
         self._now: float | None = None
+        self._composed = False
 
     def compose(self):
         yield Label(self.endpoint_id or "?", classes="job-endpoint", markup=False)
@@ -88,6 +89,7 @@ class JobRow(Vertical):
             yield Button("Cancel", id="cancel", compact=True, classes="job-cancel")
 
     def on_mount(self) -> None:
+        self._composed = True  # children exist from here on (is_mounted is set only after this)
         self._paint()
 
     @property
@@ -133,14 +135,14 @@ class JobRow(Vertical):
     def tick(self, now: float) -> None:
         """Refresh the elapsed time."""
         self._now = now
-        if self.is_mounted:
+        if self._composed and self.is_attached:
             self._paint_elapsed()
 
     # -- painting (only while mounted) ------------------------------------------------------------
     def _paint(self, now: float | None = None) -> None:
         if now is not None:
             self._now = now
-        if not self.is_mounted:
+        if not (self._composed and self.is_attached):
             return
         self.query_one(".job-endpoint", Label).update(self.endpoint_id or "?")
         line = self.status

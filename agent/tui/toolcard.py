@@ -47,6 +47,7 @@ class ToolCard(Vertical):
         self.duration_s: float | None = None
         self.started = time.monotonic()
         self._line = "running…"
+        self._composed = False
         self._json_shown = False
 
     def compose(self):
@@ -59,6 +60,7 @@ class ToolCard(Vertical):
             yield Static("running…", markup=False, classes="summary")
 
     def on_mount(self) -> None:
+        self._composed = True  # children exist from here on (is_mounted is set only after this)
         self._paint()
 
     def progress(self, text: str) -> None:
@@ -82,7 +84,7 @@ class ToolCard(Vertical):
     def _paint(self) -> None:
         # State lives in attributes; widgets are touched only while mounted (a card folded
         # out of a long chat can still receive its call's end).
-        if not self.is_mounted:
+        if not (self._composed and self.is_attached):
             return
         if self.done:
             self.remove_class("running")
