@@ -107,9 +107,7 @@ class TurnRenderer:
             card = ToolCard(event.call_id, event.name, event.args, event.kind)
             self.cards[event.call_id] = card
             await self.chat.add(card)
-            rid = event.args.get("request_id")
-            if event.name in JOB_TOOLS and isinstance(rid, str) and rid:
-                await self.jobs.row_for(rid, str(event.args.get("endpoint_id") or ""))
+            # No job row yet: a request id fal does not know must not become a job on screen.
         elif isinstance(event, ToolProgress):
             await self._progress(event)
         elif isinstance(event, ToolEnd):
@@ -158,8 +156,8 @@ class TurnRenderer:
             self.submitted.append(rid)
             await self.jobs.row_for(rid, endpoint, submitted=True)
         if event.error:
-            if event.name == "submit_queue_request":
-                return  # nothing was queued, so there is no job to show
+            if event.name == "submit_queue_request" or rid not in self.jobs.rows:
+                return  # nothing was queued, or a job this session never saw: the card says it
             if event.name == "cancel_queue_request":
                 (await self.jobs.row_for(rid, endpoint)).note("✗ " + summarize(event.content, 60))
                 return
