@@ -24,8 +24,8 @@ async def _until(condition, what: str, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_follow_reports_statuses_then_the_result(sandbox):
-    harness = sandbox
+async def test_follow_reports_statuses_then_the_result(loopback):
+    harness = loopback  # (httpx.ASGITransport buffers a whole response, so SSE needs a socket)
     client = harness.toolbox().client
     sub = await client.submit(EP, {"prompt": "a fox"})
     events: list = []
