@@ -7,10 +7,11 @@ model) is built in a worker after the first refresh. Module-level imports stay T
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,22 @@ from agent.tui.webhooks import header_label as webhook_header_label
 from agent.tui.webhooks import start_notices as webhook_start_notices
 
 _log = logging.getLogger(__name__)
+
+
+def at_edge(where: str) -> Callable[[Callable[..., Awaitable[None]]], Callable[..., Awaitable[None]]]:
+    """Wrap an async handler of the app: an unexpected exception becomes an error card."""
+
+    def wrap(handler: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        @functools.wraps(handler)
+        async def guarded(self: FalPersonaApp, *args: Any, **kw: Any) -> None:
+            try:
+                await handler(self, *args, **kw)
+            except Exception as exc:  # noqa: BLE001 - the app's edge: shown, logged, app stays up
+                await self.report_error(where, exc)
+
+        return guarded
+
+    return wrap
 
 WELCOME_MODE = "With no keys set, it runs against a local fal.ai sandbox and the offline planner."
 
@@ -209,6 +226,7 @@ class FalPersonaApp(App):
 
     # -- sending ----------------------------------------------------------------------------
     @on(PromptInput.Submitted)
+    @at_edge("your input")
     async def _submitted(self, event: PromptInput.Submitted) -> None:
         text = event.text
         if text.startswith("/"):
@@ -334,6 +352,7 @@ class FalPersonaApp(App):
             self.following.discard(request_id)
 
     @on(JobRow.CancelPressed)
+    @at_edge("cancel")
     async def _cancel_job(self, message: Any) -> None:
         text = f"/cancel {message.endpoint_id} {message.request_id}"
         await self.chat.add(UserMessage(text))
@@ -368,6 +387,7 @@ class FalPersonaApp(App):
         else:
             self.notify("Nothing is running.", timeout=2)
 
+    @at_edge("clear")
     async def action_clear_chat(self) -> None:
         await self.chat.clear()
 
@@ -390,21 +410,25 @@ class FalPersonaApp(App):
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.theme != "textual-light" else "textual-dark"
 
+    @at_edge("new chat")
     async def action_new_chat(self) -> None:
         from agent.tui.actions import new_chat
 
         await new_chat(self)
 
+    @at_edge("persona switch")
     async def action_switch_persona(self) -> None:
         from agent.tui.actions import pick_persona
 
         await pick_persona(self)
 
+    @at_edge("persona switch")
     async def switch_persona(self, name: str) -> None:
         from agent.tui.actions import switch_persona
 
         await switch_persona(self, name)
 
+    @at_edge("export")
     async def action_export(self, fmt: str = "md") -> None:
         from agent.tui.actions import export
 
