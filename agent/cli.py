@@ -121,6 +121,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"fal-persona: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        from pydantic import ValidationError
+
+        if not isinstance(exc, ValidationError):
+            raise
+        # Settings that do not validate: the variable at fault, never the value it held.
+        from tools.fal.config import settings_error_text
+
+        print(f"fal-persona: {settings_error_text(exc)}", file=sys.stderr)
+        return 2
     return int(code or 0)
 
 

@@ -7,6 +7,7 @@ Every field is mirrored in `.env.example`. Secrets are `SecretStr`, so they prin
 from __future__ import annotations
 
 import getpass
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +17,7 @@ from tools.fal.config import (
     DEFAULT_JWKS_URL,
     DEFAULT_QUEUE_BASE_URL,
     FalConfig,
+    clean_secret,
 )
 
 SANDBOX_KEY = "sandbox-key:sandbox-secret"
@@ -61,6 +63,13 @@ class Settings(BaseSettings):
     """Tool calls allowed in one turn before the run is stopped."""
     max_model_calls: int = Field(default=15, alias="FAL_PERSONA_MAX_MODEL_CALLS", ge=1)
     """Model calls allowed in one turn before the run is stopped."""
+
+    @field_validator("fal_key", "openai_api_key", mode="before")
+    @classmethod
+    def _clean_keys(cls, value: object, info: Any) -> object:
+        """Whitespace around a key is dropped; a control or non-ASCII character refuses to start."""
+        field = cls.model_fields[info.field_name]
+        return clean_secret(field.alias or info.field_name, value)
 
     @field_validator("listen", mode="before")
     @classmethod

@@ -72,9 +72,12 @@ def _jsonable(value: Any) -> Any:
 
 
 async def _run(args: Any) -> int:
+    from pydantic import ValidationError
+
     from agent.redact import redact_text
     from agent.runtime import build_runtime
     from agent.settings import Settings
+    from tools.fal.config import settings_error_text
 
     try:
         settings = Settings()
@@ -85,7 +88,9 @@ async def _run(args: Any) -> int:
         runtime = build_runtime(settings, args.persona, source="cli", user=args.user)
     except CliError:
         raise
-    except Exception as exc:  # bad persona, bad settings, sandbox failed to start...
+    except ValidationError as exc:  # bad settings: name the variable, never its value
+        raise CliError(settings_error_text(exc)) from None
+    except Exception as exc:  # bad persona, sandbox failed to start...
         raise CliError(redact_text(str(exc)).splitlines()[0] if str(exc) else type(exc).__name__) from None
     try:
         if runtime.mode == "sandbox" and not args.json:

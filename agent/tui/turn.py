@@ -24,8 +24,13 @@ def as_data(value: Any) -> Any:
 
 def readable_error(exc: BaseException) -> str:
     """A one-line, secret-free description of an unexpected exception."""
-    from agent.redact import redact_text
+    from pydantic import ValidationError
 
+    from agent.redact import redact_text
+    from tools.fal.config import settings_error_text
+
+    if isinstance(exc, ValidationError) and exc.title in ("Settings", "FalConfig"):
+        return settings_error_text(exc)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return redact_text(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 

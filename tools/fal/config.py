@@ -6,12 +6,43 @@ variables for the application and builds a :class:`FalConfig` from them.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_QUEUE_BASE_URL = "https://queue.fal.run"
 DEFAULT_API_BASE_URL = "https://api.fal.ai/v1"
 DEFAULT_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+
+
+def clean_secret(variable: str, value: Any) -> Any:
+    """A key as it may be sent: surrounding whitespace stripped (a pasted trailing newline);
+    ValueError naming `variable`, never the value, when a control or non-ASCII character is left.
+
+    Such a key could never authenticate, and the HTTP stack would quote it back in an error."""
+    raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if not isinstance(raw, str):
+        return value
+    stripped = raw.strip()
+    if not stripped:
+        return None
+    bad = next((c for c in stripped if ord(c) < 0x21 or ord(c) > 0x7E), None)
+    if bad is not None:
+        what = "a control character" if ord(bad) < 0x20 or ord(bad) == 0x7F else (
+            "a space" if bad == " " else "a non-ASCII character")
+        raise ValueError(f"{variable} holds {what}; copy the key again without it")
+    return stripped
+
+
+def settings_error_text(exc: ValidationError) -> str:
+    """One line per field at fault, by its variable name, without the value that was given."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False):
+        field = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(message if message.startswith(field) else f"{field}: {message}")
+    return "invalid settings: " + "; ".join(parts)
 
 
 class FalConfig(BaseSettings):
@@ -35,3 +66,8 @@ class FalConfig(BaseSettings):
     """Total seconds one call may take, retries included."""
     max_retries: int = Field(default=4, alias="FAL_MAX_RETRIES", ge=0, le=10)
     """Retries on 408/409/429/502/503/504 and transport errors (never for a submit that may have landed)."""
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _clean_key(cls, value: Any) -> Any:
+        return clean_secret("FAL_KEY", value)
