@@ -171,3 +171,14 @@ async def test_key_appears_in_no_tool_answer(sandbox: Harness, receiver):
     answers.append(await box.call("get_queue_status", endpoint_id=EP, request_id=rid))
     assert answers[-1].content.startswith("Error:")  # the failure path was checked too
     assert len(answers) == 10 and KEY not in str([a.content for a in answers])
+
+
+async def test_a_submit_whose_answer_is_lost_says_it_may_exist_never_retry(sandbox: Harness):
+    box = sandbox.toolbox()
+    sandbox.state.faults.add("malformed_json", ops=["submit"], times=1)
+    msg = await box.call("submit_queue_request", endpoint_id=EP, arguments={"prompt": "x"})
+    assert msg.content.startswith("Error:") and "SubmitUnknownError" in msg.content
+    assert "may have been created" in msg.content and "Do not submit again" in msg.content
+    assert "Next: Retry" not in msg.content
+    assert box.recorder.count("POST", "/fal-ai/flux/dev") == 1
+    assert len(sandbox.state.queue.jobs) == 1  # it did exist at fal

@@ -28,7 +28,7 @@ from tools.fal.models import (
     CancelResult, EstimateResponse, Jwks, ModelsPage, PricingResponse, QueueStatus,
     SubmitResponse,
 )
-from tools.fal.retry import next_delay, parse_retry_after, retry_exception, retry_status
+from tools.fal.retry import NOT_SENT, next_delay, parse_retry_after, retry_exception, retry_status
 from tools.fal.sse import stream_statuses
 from tools.fal.urls import parse_endpoint_id, request_url, submit_url
 
@@ -177,9 +177,17 @@ class FalClient:
         if start_timeout_s is not None:
             headers["X-Fal-Request-Timeout"] = V.start_timeout(start_timeout_s)
         params = {"fal_webhook": V.webhook_url(webhook_url)} if webhook_url is not None else None
-        resp = await self._send("POST", url, params=params, content=body, headers=headers,
-                                submit=True)
-        return self._model(SubmitResponse, resp)
+        try:
+            resp = await self._send("POST", url, params=params, content=body, headers=headers,
+                                    submit=True)
+            return self._model(SubmitResponse, resp)
+        except (E.FalTimeoutError, E.TransportError, E.InvalidResponseError) as exc:
+            if isinstance(exc.__cause__, NOT_SENT):
+                raise  # provably never reached fal: nothing was created
+            raise E.SubmitUnknownError(
+                f"the submit to {endpoint_id} may have been created, but its answer was lost "
+                f"({type(exc).__name__}: {exc.message})", status=exc.status,
+                request_id=exc.request_id) from exc
 
     async def status(self, endpoint_id: str, request_id: str, *,
                      logs: bool = False) -> QueueStatus:

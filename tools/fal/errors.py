@@ -15,6 +15,8 @@
     ├── FalTimeoutError           the caller's deadline passed, or the server stopped answering
     ├── TransportError            could not connect, connection dropped
     ├── InvalidResponseError      non-JSON, truncated, or a body missing fields we rely on
+    ├── SubmitUnknownError        a submit was sent but its answer was lost or unreadable:
+    │                             the request may exist (and be billed); never "retry"
     └── RequestFailedError        the request ran and COMPLETED, but its result is an error
                                   (fal replays the model's status and body, e.g. 422 detail)
 
@@ -143,6 +145,13 @@ class InvalidResponseError(FalError):
     """fal.ai answered with something that is not the JSON we expect (non-JSON, truncated)."""
 
     hint = "Retry; if it persists, the API may have changed or a proxy is in the way."
+
+
+class SubmitUnknownError(FalError):
+    """A submit reached fal.ai (or may have), but no usable answer came back."""
+
+    hint = ("Do not submit again: the request may have been created and billed. Wait for its "
+            "webhook, or ask the user to check fal.ai's dashboard before submitting again.")
 
 
 class RequestFailedError(FalError):

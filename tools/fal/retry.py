@@ -27,7 +27,8 @@ import httpx
 
 RETRY_STATUSES = frozenset({408, 409, 429, 502, 503, 504})
 # Proof that the request never reached fal: the connection itself failed.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
+"""Transport failures that prove a request never reached the server."""
 
 
 def retry_status(status: int, headers: Mapping[str, str], *, submit: bool = False) -> bool:
@@ -42,7 +43,7 @@ def retry_status(status: int, headers: Mapping[str, str], *, submit: bool = Fals
 def retry_exception(exc: BaseException, *, submit: bool = False) -> bool:
     """True when a transport failure may be retried."""
     if submit:
-        return isinstance(exc, _NOT_SENT)
+        return isinstance(exc, NOT_SENT)
     return isinstance(exc, httpx.TransportError)
 
 
