@@ -62,9 +62,12 @@ async def _status(fal: FalClient, a: S.StatusArgs) -> Result:
 async def _stream(fal: FalClient, a: S.StreamArgs) -> Result:
     updates: list[dict[str, Any]] = []
     last = None
+    # The model picks how long to watch, but never past the user's own bound (FAL_DEADLINE_S).
+    cap = fal.config.deadline_s
+    deadline = min(a.timeout_s, cap)
     try:
         async for st in fal.stream_status(a.endpoint_id, a.request_id, logs=a.logs,
-                                          deadline_s=a.timeout_s):
+                                          deadline_s=deadline):
             data = {**st.model_dump(mode="json"), "endpoint_id": a.endpoint_id}
             updates.append(data)
             last = st
@@ -74,8 +77,11 @@ async def _stream(fal: FalClient, a: S.StreamArgs) -> Result:
         seen = (f"Last status seen: {render.status_line(a.endpoint_id, last)}" if last
                 else "No status arrived.")
         artifact.update(last_status=updates[-1] if updates else None, updates=len(updates))
-        return (f"{text}\n{seen} The request keeps running on fal.ai; call stream_queue_status "
-                "again or get_queue_status later."), artifact
+        bound = (f"the {deadline:g}s wait ran out (timeout_s {a.timeout_s:g}, capped by "
+                 f"FAL_DEADLINE_S={cap:g})" if a.timeout_s > cap else f"the {deadline:g}s wait ran out")
+        artifact.update(waited_s=deadline)
+        return (f"{text}\n{seen} {bound[0].upper() + bound[1:]}. The request keeps running on fal.ai; "
+                "call stream_queue_status again or get_queue_status later."), artifact
     final = updates[-1] if updates else None
     text = render.status(a.endpoint_id, last) if last else "The stream ended without a status."
     return f"{len(updates)} update(s). Final: {text}", {"final": final, "updates": updates}

@@ -154,3 +154,13 @@ async def test_failed_delivery_is_retried_with_the_same_request_id(sandbox: Harn
             await cache.verify(headers, body)  # each attempt is signed afresh and verifies
     assert deliveries[0][1] == deliveries[1][1]  # the same body, so receivers can deduplicate
     assert [d.state for d in sandbox.state.webhooks.deliveries] == ["delivered"]
+
+
+async def test_the_model_cannot_watch_past_fal_deadline(loopback: Harness):
+    box = loopback.toolbox(FAL_DEADLINE_S=0.5)
+    rid = await _submit(box)
+    started = asyncio.get_running_loop().time()
+    msg = await box.call("stream_queue_status", endpoint_id=EP, request_id=rid, timeout_s=3600)
+    assert asyncio.get_running_loop().time() - started < 5  # not the model's 3600 s
+    assert "FalTimeoutError" in msg.content and "capped by FAL_DEADLINE_S=0.5" in msg.content
+    assert msg.artifact["waited_s"] == 0.5
