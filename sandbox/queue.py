@@ -1,9 +1,10 @@
 """The queue: a small discrete-event simulation driven by the sandbox clock.
 
-Nothing runs in the background to move jobs along. Each request first calls `advance(now)`,
-which replays every start, completion and deadline due up to `now`, in time order. So the
-state is exact at any clock reading, a manual clock needs no ticker, and when nothing is due
-the call is one comparison (the hot path of status polling).
+Each request first calls `advance(now)`, which replays every start, completion and deadline
+due up to `now`, in time order. So the state is exact at any clock reading, and when nothing is
+due the call is one comparison (the hot path of status polling). When served, the sandbox's
+ticker (`SandboxState._tick_forever`) calls the same `advance` at `next_event()`, so jobs also
+move with nobody asking; `on_change` (submit, cancel) tells it the schedule changed.
 """
 
 from __future__ import annotations
@@ -27,10 +28,13 @@ class QueueManager:
     """Jobs by request id, a FIFO (by priority) per key, and the running set per key."""
 
     def __init__(self, config: SandboxConfig, media: MediaStore,
-                 on_complete: Callable[[Job], None] | None = None) -> None:
+                 on_complete: Callable[[Job], None] | None = None,
+                 on_change: Callable[[], None] | None = None) -> None:
         self.config = config
         self.media = media
         self.on_complete = on_complete
+        self.on_change = on_change
+        """Called after submit/cancel changed the schedule (the state pokes the clock with it)."""
         self.jobs: dict[str, Job] = {}
         self._queued: dict[str, list[Job]] = {}
         self._running: dict[str, list[Job]] = {}
@@ -64,6 +68,7 @@ class QueueManager:
         queue.append(job)
         queue.sort(key=lambda j: (j.priority, j.seq))
         self._reschedule()
+        self._changed()
         return job
 
     # -- lookups ------------------------------------------------------------------------------
@@ -191,7 +196,12 @@ class QueueManager:
         self._complete(job, now, 400, {"detail": CANCELLED_DETAIL, "error_type": "request_cancelled"},
                        CANCELLED_DETAIL, "request_cancelled", {"X-Fal-Error-Type": "request_cancelled"})
         self._reschedule()
+        self._changed()
         return True
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def reset(self) -> None:
         """Forget every job."""

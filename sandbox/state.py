@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 
 from sandbox.clock import Clock
@@ -14,12 +15,19 @@ from sandbox.media import MediaStore
 from sandbox.queue import QueueManager
 from sandbox.webhooks import Signer, WebhookDispatcher
 
+log = logging.getLogger(__name__)
+_RETRY_AFTER_ERROR_S = 0.5  # real seconds the ticker rests after a failed pump (no hot error loop)
+
 
 class SandboxState:
     """Clock, queue, media, faults, signing key and webhook deliveries of one sandbox.
 
-    Requests bring the queue up to date themselves (`pump()`); a background ticker does the
-    same when nobody is asking, so webhooks go out on time. Tests drive time with
+    Requests bring the queue up to date themselves (`pump()`); a background ticker (started by
+    the app's lifespan, or its first request) does the same when nobody is asking: it sleeps in
+    `clock.wait()` until the next start, completion, deadline or webhook attempt, or until the
+    clock changes (advance, speed, poke; submit and cancel poke), so on a speed clock jobs move
+    and webhooks go out on time, and on a manual clock it only wakes when the clock is moved.
+    An error in a tick is logged and the ticker carries on. Tests drive time with
     `clock.advance()` (from any thread) or `await advance()` (which also waits for the
     webhook attempts it triggers).
     """
@@ -31,7 +39,8 @@ class SandboxState:
         self.faults = Faults()
         self.signer = Signer(self.config.signing_seed)
         self.webhooks = WebhookDispatcher(self.config, self.clock, self.signer, self.faults)
-        self.queue = QueueManager(self.config, self.media, on_complete=self._on_complete)
+        self.queue = QueueManager(self.config, self.media, on_complete=self._on_complete,
+                                  on_change=self.clock.poke)
         self._ticker: asyncio.Task[None] | None = None
 
     def _on_complete(self, job: Job) -> None:
@@ -54,8 +63,15 @@ class SandboxState:
 
     async def _tick_forever(self) -> None:
         while True:
-            self.pump()
-            nxt = min(self.queue.next_event(), self.webhooks.next_due())
+            try:
+                self.pump()
+                nxt = min(self.queue.next_event(), self.webhooks.next_due())
+            except Exception:  # noqa: BLE001 - one bad transition must not stop every later one
+                log.exception("sandbox ticker: applying due queue events failed; retrying")
+                # Rest a little (or until the clock changes) so a persistent error cannot spin.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.clock.wait(None), _RETRY_AFTER_ERROR_S)
+                continue
             await self.clock.wait(None if math.isinf(nxt) else nxt)
 
     async def advance(self, seconds: float, *, wait_webhooks: bool = True) -> float:
