@@ -286,3 +286,24 @@ def test_one_client_serves_several_threads_and_loops(fake):
 def test_base_urls_are_configurable(fake):
     fal = FalClient(fake.config())
     assert (fal.config.queue_base_url, fal.config.api_base_url) == (QUEUE, API)
+
+
+async def test_a_proxy_500_on_result_is_a_server_error_not_a_failed_request(fake):
+    def handler(request):  # no x-fal-request-id: not fal replaying the request's outcome
+        return httpx.Response(500, text="upstream connect error")
+
+    async with FalClient(fake.config(), transport=httpx.MockTransport(handler)) as fal:
+        with pytest.raises(E.ServerError) as info:
+            await fal.result(EP, DONE_ID)
+    assert not isinstance(info.value, E.RequestFailedError)
+    assert info.value.request_id == DONE_ID and "fix" not in info.value.hint.lower()
+
+
+async def test_a_replayed_500_on_result_is_the_request_failing(fake):
+    def handler(request):
+        return httpx.Response(500, json={"detail": "model crashed"}, headers={"x-fal-request-id": "other"})
+
+    async with FalClient(fake.config(), transport=httpx.MockTransport(handler)) as fal:
+        with pytest.raises(E.RequestFailedError) as info:
+            await fal.result(EP, DONE_ID)
+    assert info.value.request_id == DONE_ID and DONE_ID in str(info.value)

@@ -52,7 +52,8 @@ async def test_status_answers_map_to_typed_errors(status, body, headers, cls, fa
     err = info.value
     assert type(err) is cls
     assert err.status == status and err.fal_error_type == fal_type
-    assert err.request_id == "rq-1"
+    # The id asked about, not the error response's own x-fal-request-id.
+    assert err.request_id == RID
     assert isinstance(err.__cause__, httpx.HTTPStatusError)
     assert err.to_dict()["type"] == cls.__name__
     if cls is E.RateLimitedError and headers:

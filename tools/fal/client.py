@@ -106,7 +106,21 @@ class FalClient:
     async def _send(self, method: str, url: str, *, params: Any = None, content: Any = None,
                     headers: dict[str, str] | None = None, submit: bool = False,
                     accept: frozenset[int] = frozenset(), auth: bool = True,
-                    deadline_s: float | None = None) -> httpx.Response:
+                    deadline_s: float | None = None, about: str | None = None) -> httpx.Response:
+        """One call with retries. `about`: the request id asked about, which every error names
+        (an error response's own `x-fal-request-id` can be another id)."""
+        try:
+            return await self._send_once(method, url, params=params, content=content,
+                                         headers=headers, submit=submit, accept=accept, auth=auth,
+                                         deadline_s=deadline_s)
+        except E.FalError as exc:
+            if about:
+                exc.request_id = about
+            raise
+
+    async def _send_once(self, method: str, url: str, *, params: Any, content: Any,
+                         headers: dict[str, str] | None, submit: bool, accept: frozenset[int],
+                         auth: bool, deadline_s: float | None) -> httpx.Response:
         http = self._http()
         loop = asyncio.get_running_loop()
         budget = self.config.deadline_s if deadline_s is None else deadline_s
@@ -193,7 +207,8 @@ class FalClient:
                      logs: bool = False) -> QueueStatus:
         """One status poll."""
         url = request_url(self._queue, endpoint_id, request_id) + "/status"
-        resp = await self._send("GET", url, params=_LOGS_ON if logs else None)
+        resp = await self._send("GET", url, params=_LOGS_ON if logs else None,
+                                about=request_id.strip())
         return self._model(QueueStatus, resp)
 
     def stream_status(self, endpoint_id: str, request_id: str, *, logs: bool = True,
@@ -216,17 +231,27 @@ class FalClient:
         """The model output; RequestFailedError when the request completed with an error."""
         url = request_url(self._queue, endpoint_id, request_id)
         try:
-            resp = await self._send("GET", url, accept=_RESULT_FAILED)
+            resp = await self._send("GET", url, accept=_RESULT_FAILED, about=request_id.strip())
         except E.ServerError as exc:
             # A 504 carrying X-Fal-Request-Timeout-Type is the request's own start timeout
             # expiring (shared/fal-api.md 2.2): its final outcome, not an outage to retry.
             resp = getattr(exc.__cause__, "response", None)
             if resp is None or "x-fal-request-timeout-type" not in resp.headers:
                 raise
+        if (resp.status_code >= 500 and "x-fal-request-id" not in resp.headers
+                and "x-fal-request-timeout-type" not in resp.headers):
+            # Not fal replaying the request's outcome (that carries its request id) but a
+            # proxy or ingress failing on the way: the request has not failed, the read has.
+            err = error_from_response(resp.status_code, resp.headers, resp.content,
+                                      secrets=self._secrets)
+            err.request_id = request_id.strip()
+            raise E.ServerError(err.message, status=err.status, fal_error_type=err.fal_error_type,
+                                request_id=err.request_id) from httpx.HTTPStatusError(
+                                    err.message, request=resp.request, response=resp)
         if resp.status_code >= 400:
             err = error_from_response(resp.status_code, resp.headers, resp.content,
                                       secrets=self._secrets)
-            rid = err.request_id or request_id.strip()
+            rid = request_id.strip()
             body = scrub_obj(_loose_json(resp.content), self._secrets)
             raise E.RequestFailedError(
                 f"request {rid} failed: {err.message}", status=resp.status_code,
@@ -238,7 +263,7 @@ class FalClient:
     async def cancel(self, endpoint_id: str, request_id: str) -> CancelResult:
         """Ask fal to cancel; the outcome says whether it was requested, too late, or unknown."""
         url = request_url(self._queue, endpoint_id, request_id) + "/cancel"
-        resp = await self._send("PUT", url, accept=frozenset({400, 404}))
+        resp = await self._send("PUT", url, accept=frozenset({400, 404}), about=request_id.strip())
         body = _loose_json(resp.content)
         fal_status = body.get("status") if isinstance(body, dict) else None
         code = resp.status_code
