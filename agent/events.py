@@ -50,7 +50,12 @@ class ToolEnd:
 
 @dataclass(frozen=True)
 class ApprovalRequest:
-    """The agent wants to run a spend or destructive tool; a decision is needed."""
+    """The agent wants to run a spend or destructive tool; a decision is needed.
+
+    For a submit, `estimate_usd` is the cost of *this* call (None: cost unknown), reckoned as
+    `cost_basis` says from the endpoint's `unit_price_usd` per `unit` (and `per_call_usd`, fal's
+    typical price of one call, when the arguments do not say the quantity). The price fields
+    let a UI re-price edited arguments with `agent.gate.call_cost`."""
 
     call_id: str
     name: str
@@ -58,6 +63,10 @@ class ApprovalRequest:
     kind: str
     estimate_usd: float | None = None
     budget_left_usd: float | None = None
+    cost_basis: str = ""
+    unit_price_usd: float | None = None
+    unit: str | None = None
+    per_call_usd: float | None = None
 
 
 @dataclass(frozen=True)

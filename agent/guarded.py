@@ -20,7 +20,7 @@ from langchain_core.messages import ToolMessage
 from langgraph.errors import GraphBubbleUp
 
 from agent.events import ApprovalRequest, Decision, ToolEnd, ToolStart
-from agent.gate import ESTIMATE, ToolGate
+from agent.gate import ESTIMATE, CallCost, ToolGate
 from agent.planner.refs import estimate_total
 from agent.redact import redact_text
 from agent.turnlog import TurnLog
@@ -62,35 +62,56 @@ def _error_message(call: dict[str, Any], content: str) -> ToolMessage:
     return ToolMessage(content=content, name=call["name"], tool_call_id=call["id"], status="error")
 
 
-def approval_request(gate: ToolGate, call: dict[str, Any]) -> ApprovalRequest:
-    """What a human needs to decide: the call, its estimate, the budget left."""
+def approval_request(gate: ToolGate, call: dict[str, Any], cost: CallCost | None = None) -> ApprovalRequest:
+    """What a human needs to decide: the call, the cost of this call, the budget left."""
     name, args = call["name"], dict(call.get("args") or {})
-    estimate = gate.estimate_for(args) if name == "submit_queue_request" else None
+    if cost is None:
+        return ApprovalRequest(call_id=call["id"], name=name, args=args, kind=gate.kind(name),
+                               budget_left_usd=gate.budget_left_usd)
+    price = gate.prices.get(str(args.get("endpoint_id") or ""))
     return ApprovalRequest(call_id=call["id"], name=name, args=args, kind=gate.kind(name),
-                           estimate_usd=estimate, budget_left_usd=gate.budget_left_usd)
+                           estimate_usd=cost.usd, budget_left_usd=gate.budget_left_usd,
+                           cost_basis=cost.basis, unit_price_usd=price.unit_price if price else None,
+                           unit=price.unit if price else None,
+                           per_call_usd=price.per_call_usd if price else None)
+
+
+async def _checked(gate: ToolGate, name: str, args: dict[str, Any]) -> tuple[str | None, CallCost | None]:
+    """(why the call may not run or None, the submit's cost or None): scope, price, budget."""
+    refusal = gate.refusal(name, args)
+    if refusal is not None or name != SUBMIT:
+        return refusal, None
+    cost = await gate.cost_of(args)
+    return gate.refusal(name, args, cost), cost
 
 
 async def guarded_call(gate: ToolGate, log: TurnLog, call: dict[str, Any], execute: Execute,
                        decide: Decide, webhooks: Any = None) -> ToolMessage:
     """Run `call` through every check; always returns a ToolMessage, never raises on tool errors.
 
+    A submit is priced first (the gate fetches a price it does not know), its cost checked
+    against the budget, shown for approval, and re-priced and re-checked when the approver
+    edits its arguments; what the session is charged is the cost of the call that ran.
     `webhooks` is the running listener (`webhook_url`, `record_submission`) or None."""
     call = with_webhook(call, webhooks)
     name = call["name"]
-    refusal = gate.refusal(name, call.get("args") or {})
+    refusal, cost = await _checked(gate, name, call.get("args") or {})
     if refusal is None and gate.needs_approval(name):
-        request = approval_request(gate, call)
+        request = approval_request(gate, call, cost)
         decision = await decide(request)
-        log.record("approval", {
-            "call_id": call["id"], "name": name, "args": request.args, "kind": request.kind,
-            "estimate_usd": request.estimate_usd, "budget_left_usd": request.budget_left_usd,
-            "decision": decision.action, "edited_args": decision.args, "reason": decision.reason})
+        row = {"call_id": call["id"], "name": name, "args": request.args, "kind": request.kind,
+               "estimate_usd": request.estimate_usd, "cost_basis": request.cost_basis,
+               "budget_left_usd": request.budget_left_usd,
+               "decision": decision.action, "edited_args": decision.args, "reason": decision.reason}
         if decision.action == "reject":
             why = f" ({decision.reason})" if decision.reason else ""
             refusal = f"Rejected by the user{why}: {name} was not run. Do not retry it unless the user asks."
         elif decision.action == "edit" and decision.args is not None:
             call = {**call, "args": dict(decision.args)}
-            refusal = gate.refusal(name, call["args"])
+            refusal, cost = await _checked(gate, name, call["args"])
+            if cost is not None:
+                row.update(edited_estimate_usd=cost.usd, edited_cost_basis=cost.basis)
+        log.record("approval", row)
     args = dict(call.get("args") or {})
     log.emit(ToolStart(call_id=call["id"], name=name, args=args, kind=gate.kind(name)))
     log.record("tool_call", {"call_id": call["id"], "name": name, "args": args, "kind": gate.kind(name)})
@@ -106,23 +127,27 @@ async def guarded_call(gate: ToolGate, log: TurnLog, call: dict[str, Any], execu
             result = _error_message(call, f"Error: {name} failed: {redact_text(str(exc))}")
         await record_submission(webhooks, call, result)
     duration = time.perf_counter() - started
-    return finish(gate, log, call, result, duration)
+    return finish(gate, log, call, result, duration, cost)
 
 
-def finish(gate: ToolGate, log: TurnLog, call: dict[str, Any], result: Any, duration: float) -> Any:
-    """Account for a finished call (budget, ToolEnd event, transcript row) and pass it on."""
+def finish(gate: ToolGate, log: TurnLog, call: dict[str, Any], result: Any, duration: float,
+           cost: CallCost | None = None) -> Any:
+    """Account for a finished call (prices learned, a submit's `cost` spent, ToolEnd event,
+    transcript row) and pass it on."""
     if not isinstance(result, ToolMessage):  # a Command from some tool: nothing to report
         return result
     content = result.content if isinstance(result.content, str) else str(result.content)
     error = result.status == "error" or content.lstrip().startswith("Error")
     args = dict(call.get("args") or {})
     total = estimate_total(result) if call["name"] == ESTIMATE and not error else None
-    gate.note_result(call["name"], args, total, error)
+    gate.note_result(call["name"], args, total, error, cost=cost, artifact=result.artifact)
     log.emit(ToolEnd(call_id=call["id"], name=call["name"], content=content,
                      artifact=result.artifact, error=error, duration_s=duration))
     data: dict[str, Any] = {"call_id": call["id"], "name": call["name"], "content": content}
     if result.artifact is not None:
         data["artifact"] = _jsonable(result.artifact)
+    if cost is not None and not error:
+        data["cost_usd"] = cost.usd
     log.record("tool_error" if error else "tool_result", data, duration_s=duration)
     return result
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
@@ -33,10 +34,7 @@ def decision_from(raw: Any) -> Decision:
 
 async def _interrupt_decide(request: ApprovalRequest) -> Decision:
     """Pause the graph; the runner resumes it with the approver's answer."""
-    payload = {"call_id": request.call_id, "name": request.name, "args": request.args,
-               "kind": request.kind, "estimate_usd": request.estimate_usd,
-               "budget_left_usd": request.budget_left_usd}
-    return decision_from(interrupt(payload))
+    return decision_from(interrupt(dataclasses.asdict(request)))
 
 
 class GuardMiddleware(AgentMiddleware):

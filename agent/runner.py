@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from agent.events import ApprovalRequest, Decision, ErrorEvent, Event, Token, TurnEnd
-from agent.gate import ToolGate
+from agent.gate import Price, ToolGate, call_quantity
 from agent.redact import redact_text
 from agent.turnlog import TurnLog
 
@@ -58,7 +58,8 @@ class AgentRunner:
                           if transcript is not None else uuid.uuid4().hex)
         self.session_id = session_id
         self.webhooks = webhooks
-        self.gate = ToolGate(persona, {t.name for t in tools})
+        self._all_tools = {t.name: t for t in tools}  # the guard prices submits with get_pricing
+        self.gate = ToolGate(persona, {t.name for t in tools}, price_of=self._price_of)
         self.log = TurnLog(transcript, session_id, user, persona.name)
         self.callbacks = TurnCallbacks(self.log, self.model_name)
         self._graph: Any = None
@@ -67,13 +68,49 @@ class AgentRunner:
 
     @property
     def spent_usd(self) -> float:
-        """Dollars estimated-and-submitted in this session."""
+        """Dollars spent in this session: the cost of each submit that ran."""
         return self.gate.spent_usd
 
     @property
     def budget_left_usd(self) -> float | None:
         """What the persona may still spend in this session."""
         return self.gate.budget_left_usd
+
+    async def _price_of(self, endpoint: str) -> Price | None:
+        """The guard's own price lookup for a submit the session has no price for: the unit
+        price through the get_pricing tool, and fal's typical price of one call through
+        estimate_pricing (historical_api_price, 1 call). None when no price can be had."""
+        priced = await self._lookup("get_pricing", {"endpoint_ids": [endpoint]})
+        rows = priced.get("prices") if isinstance(priced, dict) else None
+        row = next((r for r in rows or [] if isinstance(r, dict) and r.get("endpoint_id") == endpoint), None)
+        unit_price = row.get("unit_price") if row else None
+        if not isinstance(unit_price, (int, float)) or isinstance(unit_price, bool):
+            unit_price = None
+        unit = str(row.get("unit") or "call") if row else None
+        per_call = None
+        if unit_price is None or call_quantity(unit, {})[2]:  # units a call's arguments may not tell
+            estimated = await self._lookup("estimate_pricing", {"estimate_type": "historical_api_price",
+                                                               "endpoints": {endpoint: 1}})
+            total = estimated.get("total_cost") if isinstance(estimated, dict) else None
+            per_call = float(total) if isinstance(total, (int, float)) and not isinstance(total, bool) else None
+        if unit_price is not None:
+            return Price(endpoint, float(unit_price), unit, "lookup", per_call)
+        return Price(endpoint, None, None, "lookup", per_call) if per_call is not None else None
+
+    async def _lookup(self, name: str, args: dict[str, Any]) -> Any:
+        """A read tool's artifact (None on any failure), run quietly for the guard."""
+        tool = self._all_tools.get(name)
+        if tool is None:
+            return None
+        call = {"name": name, "args": args, "id": f"price_{uuid.uuid4().hex[:12]}", "type": "tool_call"}
+        try:
+            message = await tool.ainvoke(call)
+        except Exception:  # noqa: BLE001 - no price is "cost unknown", never a failed turn
+            return None
+        if getattr(message, "status", None) == "error" or str(getattr(message, "content", "")).startswith("Error"):
+            return None
+        artifact = getattr(message, "artifact", None)
+        return artifact.model_dump(mode="json") if hasattr(artifact, "model_dump") else artifact
 
     def _agent(self) -> Any:
         """The compiled agent graph, built on first use."""

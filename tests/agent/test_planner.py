@@ -118,7 +118,8 @@ async def test_planner_drives_the_runner_through_a_chain(personas, fake_tools, f
     assert runner.model_name == "offline-planner"
     text = f'search flux then estimate 2 {EP} then submit {EP} prompt "a fox" then watch it then result'
     events = [e async for e in runner.run_turn(text, approve)]
-    assert fal.names() == ["search_models", "estimate_pricing", "submit_queue_request",
+    # get_pricing is the guard's own lookup: the estimate told a price but not its unit.
+    assert fal.names() == ["search_models", "estimate_pricing", "get_pricing", "submit_queue_request",
                            "stream_queue_status", "get_queue_result"]
     assert not any(e.error for e in events if isinstance(e, ToolEnd))
     assert isinstance(events[-1], TurnEnd) and "fetched the result" in events[-1].answer

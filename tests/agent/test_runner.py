@@ -74,10 +74,12 @@ async def test_chained_scenario_runs_every_step_and_logs_it(server_factory, pers
     assert [e.error for e in ends] == [False] * 6 and all(e.duration_s >= 0 for e in ends)
     assert [e.data["status"] for e in events if isinstance(e, ToolProgress)] == ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
     (approval,) = [e for e in events if isinstance(e, ApprovalRequest)]
-    assert approval.estimate_usd == pytest.approx(0.1) and approval.budget_left_usd == pytest.approx(5.0)
+    # The estimate was for 4 images; this submit asks for one: it shows and costs one image.
+    assert approval.estimate_usd == pytest.approx(0.025) and approval.budget_left_usd == pytest.approx(5.0)
+    assert approval.cost_basis == "1 image × $0.025/image"
     assert isinstance(events[-1], TurnEnd) and events[-1].answer == "Your fox is ready."
     assert "".join(e.text for e in events if isinstance(e, Token)) == "Your fox is ready."
-    assert runner.spent_usd == pytest.approx(0.1) and runner.budget_left_usd == pytest.approx(4.9)
+    assert runner.spent_usd == pytest.approx(0.025) and runner.budget_left_usd == pytest.approx(4.975)
     assert events[-1].usage.get("total_tokens") == 18 * 7
     # The model saw every result: the last request carries all six tool messages.
     assert len(srv.tool_messages(-1)) == 6
@@ -125,24 +127,30 @@ async def test_edited_approval_runs_with_new_args(server_factory, personas, fake
     assert fal.submitted() == [{"endpoint_id": EP, "arguments": {"prompt": "a wolf"}}]
 
 
-async def test_submit_without_estimate_is_refused_before_approval(server_factory, personas, fake_tools, fal, approve):
+async def test_submit_without_estimate_is_priced_and_approved(server_factory, personas, fake_tools, fal, approve):
     srv = server_factory([calls(call("submit_queue_request", {"endpoint_id": EP, "arguments": {"prompt": "x"}})),
-                          text("I need an estimate first.")])
-    events = await collect(runner_for(personas["producer"], fake_tools).run_turn("go", approve))
-    assert fal.submitted() == [] and approve.requests == []
-    assert "estimate_pricing" in srv.tool_messages(-1)[0]["content"]
-    assert events[-1].answer == "I need an estimate first."
+                          text("Submitted.")])
+    runner = runner_for(personas["producer"], fake_tools)
+    events = await collect(runner.run_turn("go", approve))
+    # The guard looked the price up itself (get_pricing), showed it, and the submit ran.
+    assert fal.names() == ["get_pricing", "submit_queue_request"]
+    (request,) = approve.requests
+    assert request.estimate_usd == pytest.approx(0.025) and request.unit_price_usd == pytest.approx(0.025)
+    assert request.unit == "image" and request.cost_basis == "1 image × $0.025/image"
+    assert "request_id" in srv.tool_messages(-1)[0]["content"]
+    assert events[-1].answer == "Submitted." and runner.spent_usd == pytest.approx(0.025)
 
 
-async def test_estimate_over_budget_blocks_submit(server_factory, personas, fake_tools, fal, approve):
+async def test_over_budget_submit_is_refused_before_approval(server_factory, personas, fake_tools, fal, approve):
     srv = server_factory([
-        calls(call("estimate_pricing", {"estimate_type": "unit_price", "endpoints": {EP: 1000}})),
-        calls(call("submit_queue_request", {"endpoint_id": EP, "arguments": {"prompt": "x"}})),
+        calls(call("estimate_pricing", {"estimate_type": "unit_price", "endpoints": {EP: 1}})),
+        calls(call("submit_queue_request", {"endpoint_id": EP, "arguments": {"prompt": "x", "num_images": 400}})),
         text("Too expensive."),
     ])
     await collect(runner_for(personas["producer"], fake_tools).run_turn("go", approve))
     assert fal.submitted() == [] and approve.requests == []
-    assert "budget" in srv.tool_messages(-1)[-1]["content"]
+    refusal = srv.tool_messages(-1)[-1]["content"]
+    assert "budget" in refusal and "$10.00" in refusal and "400 images" in refusal
 
 
 BAD_OUTPUT = {
@@ -228,12 +236,13 @@ async def test_run_tool_passes_the_same_checks(personas, fake_tools, fal, transc
     runner = AgentRunner(Settings(), personas["producer"], fake_tools, transcript=transcript, user="tester")
     events = await collect(runner.run_tool("submit_queue_request", {"endpoint_id": EP, "arguments": {"prompt": "x"}},
                                            approve))
-    assert fal.submitted() == [] and events[-1].answer.startswith("Error: no cost estimate")
+    # No estimate first: the guard prices the submit itself and asks.
+    assert len(fal.submitted()) == 1 and events[0].estimate_usd == pytest.approx(0.025)
     await collect(runner.run_tool("estimate_pricing", {"estimate_type": "unit_price", "endpoints": {EP: 2}}, approve))
     events = await collect(runner.run_tool("submit_queue_request", {"endpoint_id": EP, "arguments": {"prompt": "x"}},
                                            approve))
-    assert len(fal.submitted()) == 1 and isinstance(events[0], ApprovalRequest)
-    assert events[0].estimate_usd == pytest.approx(0.05) and runner.spent_usd == pytest.approx(0.05)
+    assert len(fal.submitted()) == 2 and isinstance(events[0], ApprovalRequest)
+    assert events[0].estimate_usd == pytest.approx(0.025) and runner.spent_usd == pytest.approx(0.05)
     assert [type(e) for e in events] == [ApprovalRequest, ToolStart, ToolEnd, TurnEnd]
     bad = await collect(runner.run_tool("get_pricing", {"endpoint_ids": 3}, approve))
     assert bad[-1].answer.startswith("Error: invalid arguments for get_pricing")
@@ -241,4 +250,4 @@ async def test_run_tool_passes_the_same_checks(personas, fake_tools, fal, transc
     refused = await collect(analyst.run_tool("cancel_queue_request", {"endpoint_id": EP, "request_id": "r"}, approve))
     assert "outside the scope" in refused[-1].answer and fal.names().count("cancel_queue_request") == 0
     kinds = [r["kind"] for r in transcript.events(runner.session_id)]
-    assert kinds.count("approval") == 1 and kinds.count("tool_error") == 2
+    assert kinds.count("approval") == 2 and kinds.count("tool_error") == 1
