@@ -18,6 +18,7 @@ before its next time (the timer is its own retry).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
@@ -28,9 +29,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from agent.triggers.actions import ActionError, ActionExecutor
+from agent.triggers.lease import Lease
 from agent.triggers.cron import CronError, CronExpr
 from agent.triggers.notices import Subscribers, TriggerNotice
 from agent.triggers.rules import Action, load_tables, parse_tables
+
+log = logging.getLogger(__name__)
 
 
 class Schedule(Action):
@@ -94,6 +98,8 @@ class Scheduler:
         clock: Callable[[], float] = time.time,
         subscribers: Subscribers | None = None,
         max_sleep_s: float = 60.0,
+        lease_path: Path | None = None,
+        lease_retry_s: float = 30.0,
     ) -> None:
         self.schedules = list(schedules)
         self.executor = executor
@@ -103,6 +109,10 @@ class Scheduler:
         start = clock()
         self.next_runs: dict[str, float] = {s.name: s.next_run(start) for s in self.schedules}
         self.last_results: dict[str, str] = {}
+        self.lease_path = lease_path
+        self.lease_retry_s = lease_retry_s
+        self.lease: Lease | None = None
+        self.waiting_for: str | None = None  # the pid holding the lease while this one waits
 
     async def run_due(self, now: float | None = None) -> list[str]:
         """Run every schedule due at `now`; returns their names. Each then moves to its next time."""
@@ -127,8 +137,32 @@ class Scheduler:
         return ran
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run schedules on time until `stop` is set."""
-        while not stop.is_set() and self.schedules:
+        """Run schedules on time until `stop` is set, once this process holds the data dir's
+        scheduler lease (another process may be running them: then wait and take over)."""
+        if not self.schedules:
+            return
+        if self.lease is None:
+            from agent.locations import home
+
+            self.lease = Lease(self.lease_path or home() / "scheduler.lock")
+        try:
+            while not self.lease.acquire():
+                holder = self.lease.holder()
+                if self.waiting_for != holder:
+                    self.waiting_for = holder
+                    detail = (f"schedules run in another process (pid {holder}) sharing this data "
+                              "dir; this one takes over when it stops")
+                    log.info(detail)
+                    self.subscribers.publish(TriggerNotice("schedule_run", "schedule:*", detail=detail))
+                if await _stopped(stop, self.lease_retry_s):
+                    return
+            self.waiting_for = None
+            await self._run_held(stop)
+        finally:
+            self.lease.release()
+
+    async def _run_held(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
             await self.run_due()
             wait = min(self.next_runs.values()) - self.clock()
             if wait > 0:
@@ -136,3 +170,12 @@ class Scheduler:
                     await asyncio.wait_for(stop.wait(), timeout=min(wait, self.max_sleep_s))
                 except asyncio.TimeoutError:
                     pass
+
+
+async def _stopped(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait up to `seconds`; True if `stop` was set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except asyncio.TimeoutError:
+        return False
+    return True

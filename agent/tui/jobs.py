@@ -121,7 +121,7 @@ class JobRow(Vertical):
         if self.finished is None:
             self.finished = now
         self.outcome = "cancelled" if cancelled else "failed" if error else "completed"
-        self.status = "CANCELLED" if cancelled else "FAILED" if error else "COMPLETED"
+        self.status = "CANCELLED" if cancelled else "ERROR" if error else "COMPLETED"  # ERROR: fal's word (webhooks)
         if not error and not cancelled:
             self.done, self.total = 1.0, 1.0
         self.result_line = ("⊘ " if cancelled else "✗ " if error else "✓ ") + summary

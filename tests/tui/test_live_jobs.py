@@ -153,7 +153,7 @@ async def test_failed_result_is_failed_not_completed():
         app.follow(EP, "req-f")
         row = app.jobs.rows["req-f"]
         await wait_for(pilot, lambda: row.outcome == "failed", what="failed")
-        assert row.status == "FAILED"
+        assert row.status == "ERROR"
 
 
 # -- cancel outcomes ----------------------------------------------------------------------------
