@@ -5,6 +5,7 @@ Both are LangChain chat models with `bind_tools`, so the runner has one code pat
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,11 +32,49 @@ def make_model(settings: Settings, persona: Any = None) -> BaseChatModel:
         from agent.planner import OfflinePlanner
 
         return OfflinePlanner(streaming=True)
-    from langchain_openai import ChatOpenAI
+    import httpx
 
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else PLACEHOLDER_KEY
-    kwargs: dict[str, Any] = {"model": model_name_for(settings, persona), "api_key": key,
-                              "streaming": True, "stream_usage": True, "max_retries": 1}
+    read = float(getattr(settings, "llm_timeout_s", 60.0))
+    kwargs: dict[str, Any] = {
+        "model": model_name_for(settings, persona), "api_key": key,
+        "streaming": True, "stream_usage": True,
+        "max_retries": int(getattr(settings, "llm_max_retries", 1)),
+        # The OpenAI client waits 600 s by default; a server that never answers must not hold a turn.
+        "timeout": httpx.Timeout(read, connect=min(10.0, read)),
+    }
     if settings.openai_base_url:
         kwargs["base_url"] = settings.openai_base_url
-    return ChatOpenAI(**kwargs)
+    return checked_chat_openai()(**kwargs)
+
+
+class ModelStreamCutError(RuntimeError):
+    """The model's streamed reply ended before the model said it had finished."""
+
+
+@functools.cache
+def checked_chat_openai() -> type:
+    """`ChatOpenAI` whose streamed reply must end with a finish reason (else ModelStreamCutError):
+    a stream cut off mid-reply is not taken for a whole answer."""
+    from langchain_openai import ChatOpenAI
+
+    class CheckedChatOpenAI(ChatOpenAI):
+        async def _astream(self, *args: Any, **kwargs: Any) -> Any:
+            finished = False
+            async for chunk in super()._astream(*args, **kwargs):
+                finished = finished or bool((chunk.generation_info or {}).get("finish_reason"))
+                yield chunk
+            if not finished:
+                raise ModelStreamCutError("the model's reply was cut off (the stream ended with no "
+                                          "finish reason)")
+
+        def _stream(self, *args: Any, **kwargs: Any) -> Any:
+            finished = False
+            for chunk in super()._stream(*args, **kwargs):
+                finished = finished or bool((chunk.generation_info or {}).get("finish_reason"))
+                yield chunk
+            if not finished:
+                raise ModelStreamCutError("the model's reply was cut off (the stream ended with no "
+                                          "finish reason)")
+
+    return CheckedChatOpenAI

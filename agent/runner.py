@@ -334,4 +334,6 @@ _MODEL_ERROR_HINTS = {
     "NotFoundError": "the model server at {server} does not know this model; check "
                      "FAL_PERSONA_MODEL or the persona's model",
     "RateLimitError": "the model server at {server} is rate limiting; wait a little and try again",
+    "ModelStreamCutError": "the model server at {server} cut its reply off before the end; the "
+                           "partial reply was not used",
 }

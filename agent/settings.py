@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     """Tool calls allowed in one turn before the run is stopped."""
     max_model_calls: int = Field(default=15, alias="FAL_PERSONA_MAX_MODEL_CALLS", ge=1)
     """Model calls allowed in one turn before the run is stopped."""
+    llm_timeout_s: float = Field(default=60.0, alias="FAL_PERSONA_LLM_TIMEOUT_S", gt=0, le=3600)
+    """Seconds to wait for the model server to answer (and between streamed tokens)."""
+    llm_max_retries: int = Field(default=1, alias="FAL_PERSONA_LLM_MAX_RETRIES", ge=0, le=10)
+    """Retries of a model request that failed in a retryable way (connection, 429, 5xx)."""
 
     @field_validator("fal_key", "openai_api_key", mode="before")
     @classmethod

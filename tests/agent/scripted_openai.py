@@ -11,6 +11,8 @@ Every request body is kept in `.requests`.
 
 from __future__ import annotations
 
+import asyncio
+
 import json
 import threading
 import time
@@ -78,6 +80,10 @@ class ScriptedOpenAI:
         turn = self._next_turn()
         if callable(turn):  # a turn computed from what the model was sent (e.g. a request id)
             turn = turn(body)
+        if turn.get("delay_s"):  # a server that sits on its response headers (until stopped)
+            until = time.monotonic() + turn["delay_s"]
+            while time.monotonic() < until and not self._server.should_exit:
+                await asyncio.sleep(0.02)
         model = body.get("model", "scripted")
         n = len(self.requests)
         tool_calls = [{"id": c.get("id") or f"call_{n}_{i}", "type": "function",
@@ -104,6 +110,8 @@ class ScriptedOpenAI:
         content = turn.get("content") or ""
         for i in range(0, len(content), 8):
             yield chunk({"content": content[i:i + 8]})
+        if turn.get("cut"):  # the stream stops mid-reply: no finish reason, no [DONE]
+            return
         for i, tc in enumerate(tool_calls):
             yield chunk({"tool_calls": [{"index": i, "id": tc["id"], "type": "function",
                                          "function": {"name": tc["function"]["name"], "arguments": ""}}]})
