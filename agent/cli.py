@@ -63,6 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
     decide = ask.add_mutually_exclusive_group()
     decide.add_argument("--yes", action="store_true", help="approve every spend/cancel")
     decide.add_argument("--no-approve", action="store_true", help="reject every spend/cancel")
+    keep = ask.add_mutually_exclusive_group()
+    keep.add_argument("--save", metavar="DIR",
+                      help="save result media here (default: the data dir's media/)")
+    keep.add_argument("--no-save", action="store_true", help="do not download result media")
+    def seconds(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+        return value
+
+    ask.add_argument("--timeout", type=seconds, default=None, metavar="SECONDS",
+                     help="stop the request after this long (exit status 8)")
 
     logs = sub.add_parser("logs", parents=[sub_common], help="read the transcript")
     logs_sub = logs.add_subparsers(dest="logs_command", required=True)

@@ -1,8 +1,15 @@
-"""`fal-persona ask "..."`: one request without the TUI.
+"""`fal-persona ask "..."`: one request without the TUI, fit for scripts.
 
 Approvals are decided by `--yes` / `--no-approve`, else asked on the terminal (y/n/e); with no
 terminal and no flag every spend/cancel is rejected, and stderr says why. The answer goes to
-stdout; `--json` prints one object: answer, tool_calls, session_id, spent_usd.
+stdout, then the local path of each saved result file, one a line; `--json` prints one object:
+answer, tool_calls, saved, session_id, spent_usd, exit_code, error.
+
+Result media (what a `get_queue_result` returns) is downloaded before the runtime, and with it
+the built-in sandbox that serves the files, shuts down: into `--save DIR`, else the data dir's
+`media/`. The exit status says whether the request did what it asked; the codes are the
+`EXIT_*` constants below, documented in README ("Exit codes of `ask`"), and every non-zero
+one comes with one `fal-persona: <reason>` line on stderr.
 """
 
 from __future__ import annotations
@@ -71,6 +78,172 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda o: o.model_dump(mode="json") if hasattr(o, "model_dump") else str(o)))
 
 
+# Exit codes (README, "Exit codes of `ask`"). 1 stays Python's own (an unexpected crash) and
+# 130 is an interrupt (agent.cli.main); 2 is bad usage, as argparse and CliError give it.
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_NOT_UNDERSTOOD = 3
+EXIT_TOOL_FAILED = 4
+EXIT_REJECTED = 5
+EXIT_REFUSED = 6
+EXIT_TURN_FAILED = 7
+EXIT_TIMEOUT = 8
+EXIT_SAVE_FAILED = 9
+RESULT_TOOL = "get_queue_result"
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+
+
+def _why(event: ToolEnd) -> str:
+    """A failed call's first line without the tools' `Error: <name>:` lead."""
+    line = _first_line(event.content).removeprefix("Error:").strip()
+    return line.removeprefix(f"{event.name}:").strip() or "no detail given"
+
+
+class Outcome:
+    """What the request came to: the first failure decides the exit code and the reason."""
+
+    def __init__(self) -> None:
+        self.code = EXIT_OK
+        self.reason = ""
+
+    def fail(self, code: int, reason: str) -> None:
+        """Note a failure; the first one wins (later ones are usually its consequences)."""
+        if self.code == EXIT_OK:
+            self.code, self.reason = code, reason
+
+
+class Approvals:
+    """The flags' (or the terminal's) approver, remembering what it was asked and decided."""
+
+    def __init__(self, args: Any) -> None:
+        self.asked: set[str] = set()
+        self.rejected: dict[str, str] = {}
+        self._decide = make_approver(args)
+
+    async def __call__(self, request: ApprovalRequest) -> Decision:
+        self.asked.add(request.call_id)
+        decision = await self._decide(request)
+        if decision.action == "reject":
+            self.rejected[request.call_id] = decision.reason
+        return decision
+
+
+def _tool_failure(event: ToolEnd, kind: str, runner: Any, approvals: Approvals) -> tuple[int, str]:
+    """Exit code and reason for a tool call that ended in an error, from what is known of it."""
+    gate = runner.gate
+    if event.call_id in approvals.rejected:
+        why = approvals.rejected[event.call_id]
+        return EXIT_REJECTED, f"approval rejected: {event.name} was not run" + (f" ({why})" if why else "")
+    if event.name not in gate.allowed():
+        return EXIT_REFUSED, (f"refused: {event.name} is outside the scope of the {runner.persona.name} "
+                              "persona; it was not run")
+    if kind != "read" and gate.needs_approval(event.name) and event.call_id not in approvals.asked:
+        # Never put to the approver: the guard refused it first (e.g. over the budget).
+        return EXIT_REFUSED, f"refused: {event.name} was not run: {_why(event)}"
+    return EXIT_TOOL_FAILED, f"{event.name} failed: {_why(event)}"
+
+
+def _planner_shortfall(runner: Any, text: str, taken: int) -> tuple[int, str] | None:
+    """For the offline planner: why it ran fewer steps than the request asks for, or None.
+
+    The planner is deterministic, so its own parse of the text (and the persona's tools) says
+    what it could not do, without reading its answer's wording."""
+    from agent.planner.model import OfflinePlanner
+
+    if not isinstance(runner.model, OfflinePlanner):
+        return None
+    from agent.planner.grammar import GrammarError, parse
+
+    try:
+        steps = parse(text)
+    except GrammarError as exc:
+        why = f" ({exc.why})" if exc.why else ""
+        return EXIT_NOT_UNDERSTOOD, (f'not understood: the offline planner did not understand "{exc.step}"'
+                                     f"{why}; nothing was run (try: help)")
+    planned = []
+    for step in steps:
+        if step.tool is None:  # help: the planner answers and stops there
+            break
+        planned.append(step)
+    if taken >= len(planned):
+        return None
+    step = planned[taken]
+    if step.tool not in {t.name for t in runner.tools}:
+        return EXIT_REFUSED, (f'refused: the {runner.persona.name} persona may not use {step.tool} '
+                              f'(needed for "{step.text}")')
+    return EXIT_NOT_UNDERSTOOD, (f'not understood: "{step.text}" needs an endpoint and a request id, '
+                                 "and no earlier request gives them")
+
+
+async def _save_all(results: list[tuple[str, Any]], save_dir: str | None,
+                    outcome: Outcome) -> list[dict[str, Any]]:
+    """Download every media file in `results` ((request id, artifact) pairs) and save it."""
+    from pathlib import Path
+
+    from agent.locations import media_dir
+    from agent.media import MediaError, find_media, save_media
+
+    saved: list[dict[str, Any]] = []
+    for request_id, artifact in results:
+        for ref in find_media(artifact):
+            entry: dict[str, Any] = {"url": ref.url, "content_type": ref.content_type or None}
+            try:
+                folder = Path(save_dir).expanduser() if save_dir else media_dir()
+                path = await save_media(ref, folder, stem=request_id)
+                entry["path"] = str(path.resolve())
+            except (MediaError, OSError) as exc:
+                shown = ref.url if not ref.url.startswith("data:") else "an inline data: URL"
+                reason = f"could not save {shown[:200]}: {getattr(exc, 'strerror', None) or exc}"
+                entry["error"] = reason
+                outcome.fail(EXIT_SAVE_FAILED, reason)
+                if outcome.reason != reason:  # the deciding reason is printed once, at the end
+                    print(f"fal-persona: {reason}", file=sys.stderr)
+            saved.append(entry)
+    return saved
+
+
+async def _turn(runtime: Any, args: Any, outcome: Outcome) -> dict[str, Any]:
+    """Run the request; returns answer, tool calls and the results that may hold media."""
+    import contextlib
+
+    runner = runtime.runner
+    approvals = Approvals(args)
+    calls: dict[str, dict[str, Any]] = {}
+    kinds: dict[str, str] = {}
+    results: list[tuple[str, Any]] = []
+    answer = ""
+    timeout = getattr(args, "timeout", None)
+    async with contextlib.aclosing(runner.run_turn(args.text, approvals)) as events:
+        try:
+            async with asyncio.timeout(timeout):
+                async for event in events:
+                    if isinstance(event, ToolStart):
+                        calls[event.call_id] = {"name": event.name, "args": event.args}
+                        kinds[event.call_id] = event.kind
+                    elif isinstance(event, ToolEnd):
+                        entry = calls.setdefault(event.call_id, {"name": event.name, "args": {}})
+                        entry["error" if event.error else "result"] = event.content
+                        if event.artifact is not None:
+                            entry["artifact"] = _jsonable(event.artifact)
+                        if event.error:
+                            outcome.fail(*_tool_failure(event, kinds.get(event.call_id, "read"), runner, approvals))
+                        elif event.name == RESULT_TOOL and event.artifact is not None:
+                            results.append((str(entry["args"].get("request_id") or "result"), entry["artifact"]))
+                    elif isinstance(event, ErrorEvent) and event.kind != "transcript":
+                        outcome.fail(EXIT_TURN_FAILED, _first_line(event.message) or "the turn failed")
+                    elif isinstance(event, TurnEnd):
+                        answer = event.answer
+        except TimeoutError:
+            outcome.fail(EXIT_TIMEOUT, f"timed out after {timeout:g} s (--timeout); the turn was stopped")
+    shortfall = _planner_shortfall(runner, args.text, len(calls)) if outcome.code == EXIT_OK else None
+    if shortfall is not None:
+        outcome.fail(*shortfall)
+    return {"answer": answer, "tool_calls": list(calls.values()), "results": results}
+
+
 async def _run(args: Any) -> int:
     from pydantic import ValidationError
 
@@ -92,42 +265,36 @@ async def _run(args: Any) -> int:
         raise CliError(settings_error_text(exc)) from None
     except Exception as exc:  # bad persona, sandbox failed to start...
         raise CliError(redact_text(str(exc)).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    outcome = Outcome()
     try:
         if runtime.mode == "sandbox" and not args.json:
             print(f"fal-persona: no FAL_KEY set, using the built-in sandbox at {runtime.sandbox_url}",
                   file=sys.stderr)
         for notice in getattr(runtime, "notices", None) or []:
             print(f"fal-persona: {notice}", file=sys.stderr)
-        calls: dict[str, dict[str, Any]] = {}
-        errors: list[str] = []
-        answer = ""
-        async for event in runtime.runner.run_turn(args.text, make_approver(args)):
-            if isinstance(event, ToolStart):
-                calls[event.call_id] = {"name": event.name, "args": event.args}
-            elif isinstance(event, ToolEnd):
-                entry = calls.setdefault(event.call_id, {"name": event.name, "args": {}})
-                entry["error" if event.error else "result"] = event.content
-                if event.artifact is not None:
-                    entry["artifact"] = _jsonable(event.artifact)
-            elif isinstance(event, ErrorEvent) and event.kind != "transcript":
-                errors.append(event.message)
-            elif isinstance(event, TurnEnd):
-                answer = event.answer
-        runner = runtime.runner
-        if args.json:
-            out = {"answer": answer, "tool_calls": list(calls.values()), "session_id": runner.session_id,
-                   "spent_usd": runner.spent_usd, "persona": runner.persona.name, "mode": runtime.mode,
-                   "model": runtime.model_name}
-            if errors:
-                out["error"] = errors[0]
-            print(json.dumps(out, indent=2, default=str))
-        elif answer:
-            print(answer)
-        if errors:
-            raise CliError(errors[0].splitlines()[0])
-        return 0
+        turn = await _turn(runtime, args, outcome)
+        # Before aclose: the built-in sandbox serves its result files only while it runs.
+        saved = [] if getattr(args, "no_save", False) else await _save_all(
+            turn["results"], getattr(args, "save", None), outcome)
     finally:
         await runtime.aclose()
+    runner = runtime.runner
+    if args.json:
+        out = {"answer": turn["answer"], "tool_calls": turn["tool_calls"], "saved": saved,
+               "session_id": runner.session_id, "spent_usd": runner.spent_usd, "persona": runner.persona.name,
+               "mode": runtime.mode, "model": runtime.model_name, "exit_code": outcome.code}
+        if outcome.code != EXIT_OK:
+            out["error"] = outcome.reason
+        print(json.dumps(out, indent=2, default=str))
+    else:
+        if turn["answer"]:
+            print(turn["answer"])
+        for entry in saved:
+            if "path" in entry:
+                print(entry["path"])
+    if outcome.code != EXIT_OK:
+        print(f"fal-persona: {redact_text(outcome.reason)}", file=sys.stderr)
+    return outcome.code
 
 
 def run(args: Any) -> int:
