@@ -82,7 +82,11 @@ class InputError(FalError, ValueError):
 class AuthError(FalError):
     """fal.ai did not accept the key (401)."""
 
-    hint = "Set FAL_KEY to a valid 'key_id:key_secret' key (or unset it to use the sandbox)."
+    # The error cannot tell whether a key was sent, so the hint must hold either way (never
+    # "unset FAL_KEY" to someone who has not set it).
+    hint = ("If FAL_KEY is set, check it holds a valid 'key_id:key_secret' key from fal.ai; if it is "
+            "not set, set it, or leave FAL_QUEUE_BASE_URL and FAL_API_BASE_URL unset as well to use "
+            "the built-in sandbox.")
 
 
 class ForbiddenError(AuthError):
