@@ -42,17 +42,18 @@ def test_ask_offline_chain_against_the_sandbox(capsys):
 
 
 def test_ask_without_a_terminal_rejects_safely(capsys):
-    assert main(["ask", "--json", f'estimate 1 {EP} then generate "x" with {EP}']) == 0
+    assert main(["ask", "--json", f'estimate 1 {EP} then generate "x" with {EP}']) == 5  # rejected
     out, err = _json_out(capsys)
     submit = out["tool_calls"][-1]
     assert submit["name"] == "submit_queue_request" and "Rejected" in submit["error"]
-    assert "no terminal" in err and out["spent_usd"] == 0
+    assert "no terminal" in err and out["spent_usd"] == 0 and out["exit_code"] == 5
+    assert err.strip().splitlines()[-1].startswith("fal-persona: approval rejected")
     # The planner's summary says the step was declined, not that it broke.
     assert "(rejected: not run)" in out["answer"] and "you rejected the last step" in out["answer"]
 
 
 def test_ask_plain_text_and_not_understood(capsys):
-    assert main(["ask", "--no-log", "paint my house"]) == 0
+    assert main(["ask", "--no-log", "paint my house"]) == 3  # not understood
     out = capsys.readouterr()
     assert "did not understand" in out.out and "/help" in out.out and "sandbox" in out.err
 
@@ -107,7 +108,7 @@ def test_console_script_no_approve_submits_nothing(tmp_path):
     with ScriptedOpenAI(script) as srv:
         proc = _run_script(["--json", "--no-approve", "fox"], {"OPENAI_BASE_URL": srv.url}, tmp_path)
     out = json.loads(proc.stdout)
-    assert proc.returncode == 0 and out["answer"] == "Not submitted."
+    assert proc.returncode == 5 and out["answer"] == "Not submitted."  # an approval rejected
     assert "Rejected" in out["tool_calls"][-1]["error"] and out["spent_usd"] == 0
 
 
@@ -118,7 +119,7 @@ def test_console_script_model_down_is_one_line_without_secrets(tmp_path):
     secret = "sk-test-" + "x" * 32
     proc = _run_script(["search flux"], {"OPENAI_BASE_URL": f"http://127.0.0.1:{port}/v1",
                                          "OPENAI_API_KEY": secret}, tmp_path)
-    assert proc.returncode == 2
+    assert proc.returncode == 7  # the turn failed
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith("fal-persona: ") and "Traceback" not in proc.stderr
     assert secret not in proc.stderr + proc.stdout
