@@ -29,9 +29,37 @@ async def run_slash(app: Any, slash: Slash, text: str) -> None:
             await pick_persona(app)
     elif slash.action == "export":
         await export(app, slash.params[0])
+    elif slash.action == "quit":
+        app.exit()
+    elif slash.tool and slash.action == "latest":
+        ref = latest_request(app)
+        if not ref:
+            await app.chat.add(UserMessage(text))
+            await app.chat.add(ErrorMessage("no request in this session yet; give its ids: "
+                                            f"{text.split()[0]} ENDPOINT ID"))
+            return
+        await app.chat.add(UserMessage(f"{text.split()[0]} {ref['endpoint_id']} {ref['request_id']}"))
+        app.start_turn(text, slash.tool, ref)
     elif slash.tool:
         await app.chat.add(UserMessage(text))
         app.start_turn(text, slash.tool, slash.args)
+
+
+def latest_request(app: Any) -> dict[str, str]:
+    """The latest request of the session: the newest one in the conversation (as the planner
+    reads it), else the newest row of the jobs panel; {} when there is none."""
+    runner = getattr(app, "runner", None)
+    history = getattr(runner, "_history", None) if runner is not None else None
+    if history:
+        from agent.planner.refs import request_ref
+
+        ref = request_ref(list(history))
+        if ref:
+            return ref
+    row = app.jobs.latest()
+    if row is not None and row.endpoint_id:
+        return {"endpoint_id": row.endpoint_id, "request_id": row.request_id}
+    return {}
 
 
 async def _ready_runtime(app: Any) -> Any:

@@ -24,14 +24,15 @@ SLASH_HELP: dict[str, tuple[str, str]] = {
     "models": ("/models QUERY", "search the model catalogue"),
     "price": ("/price ENDPOINT...", "unit prices of one or more endpoints"),
     "estimate": ("/estimate N ENDPOINT", "what N units (e.g. images) would cost"),
-    "status": ("/status ENDPOINT ID", "a queued request's status"),
-    "watch": ("/watch ENDPOINT ID", "follow a request's progress live"),
-    "result": ("/result ENDPOINT ID", "fetch a finished request's result"),
-    "cancel": ("/cancel ENDPOINT ID", "cancel a queued request (asks first)"),
+    "status": ("/status [ENDPOINT ID]", "a request's status (no ids: the latest request)"),
+    "watch": ("/watch [ENDPOINT ID]", "follow a request's progress live (no ids: the latest)"),
+    "result": ("/result [ENDPOINT ID]", "fetch a finished request's result (no ids: the latest)"),
+    "cancel": ("/cancel [ENDPOINT ID]", "cancel a request (asks first; no ids: the latest)"),
     "persona": ("/persona [NAME]", "switch persona (no name: pick from a list)"),
     "export": ("/export md|jsonl", "export this session's transcript to a file"),
     "clear": ("/clear", "clear the chat (the transcript keeps everything)"),
     "new": ("/new", "start a new chat session"),
+    "quit": ("/quit", "leave the app (ctrl+q; /exit too)"),
 }
 
 _TWO_IDS = {"status": "get_queue_status", "watch": "stream_queue_status",
@@ -55,6 +56,8 @@ def parse_slash(text: str) -> Slash:
         return Slash(action="help")
     if name in ("clear", "new"):
         return Slash(action=name)
+    if name in ("quit", "exit", "q"):
+        return Slash(action="quit")
     if name == "persona":
         return Slash(action="persona", params=tuple(rest[:1]))
     if name == "export":
@@ -63,6 +66,8 @@ def parse_slash(text: str) -> Slash:
             return Slash(error=_usage("export"))
         return Slash(action="export", params=(fmt,))
     if name in _TWO_IDS:
+        if not rest:  # the latest request, filled in by the app (it knows the conversation)
+            return Slash(tool=_TWO_IDS[name], action="latest")
         if len(rest) != 2:
             return Slash(error=_usage(name))
         return Slash(tool=_TWO_IDS[name], args={"endpoint_id": rest[0], "request_id": rest[1]})
@@ -106,7 +111,9 @@ def help_markdown() -> str:
     return (
         "**Slash commands** call a tool directly:\n\n| command | does |\n|---|---|\n" + rows
         + "\n\n**Keys:** Enter sends, ctrl+j adds a newline, Up/Down walk your history, "
-        "Esc cancels the running turn, ctrl+l clears, ctrl+p opens the command palette."
+        "PageUp/PageDown scroll the chat, Esc cancels the running turn (its jobs keep running), "
+        "ctrl+l clears, ctrl+o switches persona, ctrl+t browses the transcript, ctrl+b shows or "
+        "hides the jobs panel, ctrl+s exports, ctrl+p opens the command palette, ctrl+q quits."
     )
 
 

@@ -291,3 +291,32 @@ async def test_chat_marks_new_output_after_scrolling_up():
         assert app.chat.marker.display and not app.chat.at_end()
         await pilot.press("pagedown", "pagedown", "pagedown", "pagedown")
         await wait_for(pilot, lambda: app.chat.at_end() and not app.chat.marker.display, what="back at end")
+
+
+# -- slash commands without ids, /quit ----------------------------------------------------------
+async def test_slash_without_ids_uses_the_latest_request():
+    app = make_app(FakeFactory())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.runtime is not None, what="runtime")
+        await send(pilot, "/status")
+        await pilot.pause()
+        assert any("no request in this session yet" in str(w.content) for w in app.query(ErrorMessage))
+        await app.jobs.row_for("req-old", EP, submitted=True)
+        await app.jobs.row_for("req-new", "fal-ai/flux/schnell", submitted=True)
+        for command, tool in (("/status", "get_queue_status"), ("/watch", "stream_queue_status"),
+                              ("/result", "get_queue_result")):
+            await send(pilot, command)
+            await wait_for(pilot, lambda: app.runtime.runner.tool_calls
+                           and app.runtime.runner.tool_calls[-1][0] == tool, what=command)
+            await wait_for(pilot, lambda: app.turn_worker.is_finished, what="turn end")
+            assert app.runtime.runner.tool_calls[-1][1] == {"endpoint_id": "fal-ai/flux/schnell",
+                                                            "request_id": "req-new"}
+
+
+async def test_quit_command_exits():
+    app = make_app(FakeFactory())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.runtime is not None, what="runtime")
+        await send(pilot, "/quit")
+        await wait_for(pilot, lambda: app.return_code is not None, what="exit")
+        assert app.return_code == 0

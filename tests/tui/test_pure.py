@@ -35,7 +35,7 @@ def test_slash_tools(text, tool, args):
 
 
 @pytest.mark.parametrize("text,needle", [
-    ("/status fal-ai/flux/dev", "usage: /status ENDPOINT ID"),
+    ("/status fal-ai/flux/dev", "usage: /status [ENDPOINT ID]"),
     ("/estimate ten fal-ai/flux/dev", "N must be a positive number"),
     ("/estimate -1 fal-ai/flux/dev", "N must be a positive number"),
     ("/price", "usage: /price"),
