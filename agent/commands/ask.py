@@ -24,12 +24,18 @@ from agent.events import ApprovalRequest, Decision, ErrorEvent, ToolEnd, ToolSta
 
 
 def _show(request: ApprovalRequest) -> str:
-    """The approval prompt's description of a call."""
+    """The approval prompt's description of a call: for a submit, what this call costs."""
+    from agent.gate import money
+
     lines = [f"Approve {request.kind} tool {request.name}?", f"  args: {json.dumps(request.args, default=str)}"]
-    if request.estimate_usd is not None:
-        lines.append(f"  estimate: ${request.estimate_usd:.4f}")
+    if request.name == "submit_queue_request":
+        basis = f" ({request.cost_basis})" if request.cost_basis and request.estimate_usd is not None else ""
+        cost = "cost unknown" if request.estimate_usd is None else money(request.estimate_usd)
+        lines.append(f"  cost of this call: {cost}{basis}")
+    elif request.estimate_usd is not None:
+        lines.append(f"  estimate: {money(request.estimate_usd)}")
     if request.budget_left_usd is not None:
-        lines.append(f"  budget left: ${request.budget_left_usd:.4f}")
+        lines.append(f"  budget left: {money(request.budget_left_usd)}")
     return "\n".join(lines)
 
 

@@ -1,10 +1,16 @@
-"""The status header: persona, model, sandbox or live, the session's spend, the webhook listener."""
+"""The status header: persona, model, sandbox or live, the session's spend, the webhook listener.
+
+On a narrow terminal (80 columns) it condenses, dropping labels, then the model, then detail of
+the mode and the listener; the spend and the budget always stay.
+"""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
+
+from agent.gate import money
 
 
 class StatusHeader(Static):
@@ -19,11 +25,40 @@ class StatusHeader(Static):
     webhooks: reactive[str] = reactive("")
     """`on <url>` while the webhook listener runs; empty hides it."""
 
+    def spend_text(self) -> str:
+        """`spent $0.003 of $5.00` (no budget: `spent $0.003`)."""
+        budget = f" of {money(self.spent + self.budget_left)}" if self.budget_left is not None else ""
+        return f"spent {money(self.spent)}{budget}"
+
+    def _variants(self) -> list[list[tuple[str, str]]]:
+        """The line from fullest to most condensed, as (text, style) pieces."""
+        spend, bold = self.spend_text(), "bold"
+        short_mode = self.mode.split(" (")[0].split(" +")[0]
+        state = [(" · working…", "")] if self.busy else []
+        short_state = [(" · …", "")] if self.busy else []
+        hooks = [(f" · webhooks {self.webhooks}", "")] if self.webhooks else []
+        short_hooks = [(" · webhooks", "")] if self.webhooks else []
+        return [
+            [("fal-persona", bold), (" · persona ", ""), (self.persona, bold), (f" · model {self.model} · ", ""),
+             (self.mode, bold), (f" · {spend}", ""), *state, *hooks],
+            [(self.persona, bold), (f" · {self.model} · ", ""), (self.mode, bold), (f" · {spend}", ""),
+             *state, *short_hooks],
+            [(self.persona, bold), (" · ", ""), (self.mode, bold), (f" · {spend}", ""), *state, *short_hooks],
+            [(self.persona, bold), (" · ", ""), (short_mode, bold), (f" · {spend}", ""), *state, *short_hooks],
+            [(self.persona, bold), (" · ", ""), (short_mode, bold), (f" · {spend}", ""), *short_state],
+            [(self.persona, bold), (f" · {spend}", ""), *short_state],
+            [(spend, "")],
+        ]
+
     def render(self) -> Text:
-        budget = f" of ${self.spent + self.budget_left:,.2f}" if self.budget_left is not None else ""
-        state = " · working…" if self.busy else ""
-        hooks = f" · webhooks {self.webhooks}" if self.webhooks else ""
-        return Text.assemble(
-            ("fal-persona", "bold"), " · persona ", (self.persona, "bold"), f" · model {self.model} · ",
-            (self.mode, "bold"), f" · spent ${self.spent:,.2f}{budget}{state}{hooks}",
-        )
+        width = self.content_region.width or self.size.width
+        variants = self._variants()
+        if width <= 0:
+            return Text.assemble(*variants[0])
+        for pieces in variants:
+            if sum(len(text) for text, _ in pieces) <= width:
+                return Text.assemble(*pieces)
+        return Text.assemble(*variants[-1])
+
+    def on_resize(self) -> None:
+        self.refresh()

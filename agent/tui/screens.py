@@ -13,16 +13,7 @@ from textual.widgets import Button, Footer, Input, Label, OptionList, Static, Te
 from textual.widgets.option_list import Option
 
 from agent.events import ApprovalRequest, Decision
-
-
-def money(value: float | None) -> str:
-    """`$0.25`, or `unknown`."""
-    if value is None:
-        return "unknown"
-    if value >= 1 or value == 0:
-        return f"${value:,.2f}"
-    text = f"{value:.4f}".rstrip("0")
-    return "$" + (text + "0" if len(text.split(".")[1]) < 2 else text)
+from agent.gate import Price, call_cost, money  # noqa: F401 - money: one formatter for every screen
 
 
 def parse_args_json(text: str) -> dict[str, Any]:
@@ -37,7 +28,31 @@ def parse_args_json(text: str) -> dict[str, Any]:
 
 
 class ApprovalScreen(ModalScreen[Decision]):
-    """Asks before a spend or cancel: what will run, its arguments, the estimate, the budget."""
+    """Asks before a spend or cancel: what will run, its arguments, what this call costs, the
+    budget left. Editing the arguments re-prices the call as you type (from the endpoint's
+    unit price in the request); the guard prices and checks the edited call again anyway.
+
+    Fits 80x24: the buttons stay on screen and the arguments editor takes what room is left
+    (it scrolls)."""
+
+    DEFAULT_CSS = """
+    ApprovalScreen #approval {
+        layout: vertical;
+        height: auto;
+    }
+    ApprovalScreen #approval-money {
+        height: auto;
+    }
+    ApprovalScreen #approval-error {
+        height: auto;
+    }
+    ApprovalScreen #approval-error:empty {
+        display: none;
+    }
+    ApprovalScreen #approval-buttons Button {
+        min-width: 10;
+    }
+    """
 
     BINDINGS = [
         Binding("escape", "reject", "Reject", priority=True),
@@ -54,11 +69,10 @@ class ApprovalScreen(ModalScreen[Decision]):
         with Vertical(id="approval"):
             yield Label(f"Approve: {r.name}", id="approval-title", markup=False)
             yield Static(f"This call will {verb}.", classes="approval-kind")
-            yield Static(f"Estimate: {money(r.estimate_usd)}   ·   Budget left: {money(r.budget_left_usd)}",
-                         id="approval-money")
+            yield Static(self.money_line(), id="approval-money", markup=False)
             yield Label("Arguments (edit, then Approve edited):")
             yield TextArea(self._original, language="json", id="approval-args", soft_wrap=True)
-            yield Static("", id="approval-error")
+            yield Static("", id="approval-error", markup=False)
             with Horizontal(id="approval-buttons"):
                 yield Button("Approve", id="approve", variant="success")
                 yield Button("Approve edited", id="edit", variant="primary")
@@ -66,7 +80,69 @@ class ApprovalScreen(ModalScreen[Decision]):
 
     def on_mount(self) -> None:
         self.query_one("#approve", Button).focus()
+        self.call_after_refresh(self._fit)
 
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit)
+
+    def _fit(self) -> None:
+        """Give the editor the rows the modal can spare (3 to 10), so the buttons stay on
+        screen; the editor scrolls what does not fit."""
+        if not self.is_attached:
+            return
+        box = self.query_one("#approval")
+        area = self.query_one("#approval-args", TextArea)
+        cap = box.styles.max_height
+        tallest = int(cap.resolve(self.size, self.size)) if cap is not None else self.size.height
+        tallest = min(tallest, self.size.height) - box.styles.gutter.height
+        others = sum(w.outer_size.height + w.styles.margin.height for w in box.children
+                     if w is not area and w.display)
+        rows = max(3, min(10, tallest - others - area.styles.margin.height))
+        now = area.styles.height
+        if now is None or not now.is_cells or int(now.value) != rows:
+            area.styles.height = rows
+
+    # -- money --------------------------------------------------------------------------------
+    def _price(self) -> Price | None:
+        r = self.request
+        if r.unit_price_usd is None and r.per_call_usd is None:
+            return None
+        endpoint = str(r.args.get("endpoint_id") or "")
+        return Price(endpoint, r.unit_price_usd, r.unit, "request", r.per_call_usd)
+
+    def money_line(self, args: dict[str, Any] | None = None) -> str:
+        """`Cost of this call: $0.025 (1 image × $0.025/image) · Budget left: $5.00`; with
+        edited `args`, what the edited call costs (or that the guard will price it)."""
+        r = self.request
+        left = f"Budget left: {money(r.budget_left_usd)}"
+        if r.name != "submit_queue_request":
+            return left if r.budget_left_usd is not None else ""
+        if args is None or args == r.args:
+            cost = "cost unknown" if r.estimate_usd is None else money(r.estimate_usd)
+            basis = f" ({r.cost_basis})" if r.cost_basis and r.estimate_usd is not None else ""
+            return f"Cost of this call: {cost}{basis}   ·   {left}"
+        was = f" (was {money(r.estimate_usd)})" if r.estimate_usd is not None else ""
+        if str(args.get("endpoint_id") or "") != str(r.args.get("endpoint_id") or ""):
+            return f"Edited call: another endpoint, priced when you approve{was}   ·   {left}"
+        arguments = args.get("arguments")
+        edited = call_cost(self._price(), arguments if isinstance(arguments, dict) else {})
+        if edited.usd is None:
+            return f"Edited call: cost unknown{was}   ·   {left}"
+        over = (" ⚠ more than the budget left: it will be refused"
+                if r.budget_left_usd is not None and edited.usd > r.budget_left_usd + 1e-9 else "")
+        return f"Edited call: {money(edited.usd)} ({edited.basis}){was}   ·   {left}{over}"
+
+    @on(TextArea.Changed, "#approval-args")
+    def _reprice(self, event: TextArea.Changed) -> None:
+        try:
+            args = parse_args_json(event.text_area.text)
+        except ValueError:
+            return  # half-typed JSON: keep the last cost; Approve edited says what is wrong
+        self.query_one("#approval-money", Static).update(self.money_line(args))
+        self.query_one("#approval-error", Static).update("")
+        self.call_after_refresh(self._fit)  # the money line may now wrap to two rows
+
+    # -- decisions ----------------------------------------------------------------------------
     def action_approve(self) -> None:
         self.dismiss(Decision(action="approve"))
 
