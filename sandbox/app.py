@@ -1,5 +1,6 @@
-"""The sandbox as one Starlette app: queue API at the root, platform API under /v1,
-the JWKS at /.well-known/jwks.json, generated media under /_media, controls under /_sandbox."""
+"""The sandbox as one Starlette app: queue API at the root, the synchronous run host under /_run,
+platform API under /v1, the JWKS at /.well-known/jwks.json, generated media under /_media,
+controls under /_sandbox."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sandbox import controls, routes_platform
+from sandbox import controls, routes_platform, routes_run
 from sandbox.config import SandboxConfig
 from sandbox.http import json_response, platform_error, queue_error, state_of
 from sandbox.routes_queue import queue_entry
@@ -96,6 +97,7 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
         Route("/_sandbox/{rest:path}", sandbox_unknown, methods=_QUEUE_METHODS),
         Route("/_media/{name}", media, methods=["GET"]),
         Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+        Route(routes_run.RUN_PREFIX + "/{path:path}", routes_run.run_entry, methods=routes_run.METHODS),
         Route("/v1/models/pricing/estimate", routes_platform.estimate, methods=["POST"]),
         Route("/v1/models/pricing", routes_platform.pricing, methods=["GET"]),
         Route("/v1/models", routes_platform.models, methods=["GET"]),

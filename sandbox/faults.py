@@ -12,7 +12,9 @@ Kinds:
   the request and then treats the answer as lost, so receivers see duplicates;
   `mode="before_send"` fails as a refused connection, sending nothing.
 `times` is how many requests the fault hits (None: until cleared). `ops` limits it to some of
-`submit`, `status`, `stream`, `result`, `cancel`, `platform` (None: all).
+`submit`, `status`, `stream`, `result`, `cancel`, `run` (the synchronous run host: delay,
+rate_limit and server_error before the job is queued, malformed_json on its reply), `platform`,
+`webhook` (None: all).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 KINDS = ("rate_limit", "server_error", "delay", "sse_drop", "malformed_json", "webhook_fail")
-OPS = ("submit", "status", "stream", "result", "cancel", "platform", "webhook")
+OPS = ("submit", "status", "stream", "result", "cancel", "run", "platform", "webhook")
 
 
 @dataclass

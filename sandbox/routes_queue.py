@@ -77,10 +77,7 @@ def _validate_webhook(url: str | None) -> str | None:
     return url
 
 
-def _submit_options(request: Request) -> dict[str, Any]:
-    priority = request.headers.get("x-fal-queue-priority", "normal")
-    if priority not in ("normal", "low"):
-        raise ValueError("X-Fal-Queue-Priority must be 'normal' or 'low'")
+def _start_timeout(request: Request) -> float | None:
     timeout = request.headers.get("x-fal-request-timeout")
     start_timeout = None
     if timeout is not None:
@@ -90,30 +87,46 @@ def _submit_options(request: Request) -> dict[str, Any]:
             raise ValueError("X-Fal-Request-Timeout must be a number of seconds") from None
         if not math.isfinite(start_timeout) or start_timeout <= 0.1:
             raise ValueError("X-Fal-Request-Timeout must be greater than 0.1 seconds")
-    return {"priority": priority, "start_timeout_s": start_timeout,
+    return start_timeout
+
+
+def _submit_options(request: Request) -> dict[str, Any]:
+    priority = request.headers.get("x-fal-queue-priority", "normal")
+    if priority not in ("normal", "low"):
+        raise ValueError("X-Fal-Queue-Priority must be 'normal' or 'low'")
+    return {"priority": priority, "start_timeout_s": _start_timeout(request),
             "webhook_url": _validate_webhook(request.query_params.get("fal_webhook"))}
+
+
+def _run_options(request: Request) -> dict[str, Any]:
+    return {"start_timeout_s": _start_timeout(request)}
 
 
 def _invalid(loc: list[Any], msg: str, kind: str, value: Any = None) -> Response:
     return queue_error(422, [{"type": kind, "loc": loc, "msg": msg, "input": value}], "validation_error")
 
 
-async def _submit(request: Request, caller: Caller, endpoint_id: str) -> Response:
+async def create_job(request: Request, caller: Caller, endpoint_id: str, op: str) -> Job | Response:
+    """Validate and queue one request (a queue submit, or a synchronous run): the job, or the
+    error fal would send. `op` names the fault op ("submit" or "run"); runs ignore the queue-only
+    options (priority, fal_webhook: fal.run cannot send webhooks) but honour the start timeout."""
     state = state_of(request)
     endpoint = catalog.by_id().get(endpoint_id)
     if endpoint is None:
         return _not_found_app(endpoint_id)
-    fault = await apply_faults(state, "submit", endpoint_id)
+    fault = await apply_faults(state, op, endpoint_id)
     if fault is not None:
         return fault
     try:
-        options = _submit_options(request)
+        options = _submit_options(request) if op == "submit" else _run_options(request)
     except ValueError as exc:
         return _invalid(["header"], str(exc), "value_error")
     try:
         raw = await read_body(request, state.config.max_body_bytes)
     except BodyTooLarge:
         return queue_error(413, f"Request body exceeds {state.config.max_body_bytes} bytes", "payload_too_large")
+    if op == "run" and request.method == "GET" and not raw.strip():
+        raw = b"{}"  # fal_client.run(method="GET") sends no body
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -121,8 +134,15 @@ async def _submit(request: Request, caller: Caller, endpoint_id: str) -> Respons
                         {"error": str(exc)[:200]})
     state.ensure_ticker()
     base_url = str(request.base_url).rstrip("/")
-    job = state.queue.submit(endpoint, body, key_id=caller.queue_key, base_url=base_url,
-                             now=state.clock.now(), **options)
+    return state.queue.submit(endpoint, body, key_id=caller.queue_key, base_url=base_url,
+                              now=state.clock.now(), **options)
+
+
+async def _submit(request: Request, caller: Caller, endpoint_id: str) -> Response:
+    state = state_of(request)
+    job = await create_job(request, caller, endpoint_id, "submit")
+    if isinstance(job, Response):
+        return job
     reply = {"status": "IN_QUEUE", "request_id": job.request_id, "gateway_request_id": job.request_id,
              **job.urls(), "queue_position": state.queue.position(job) or 0}
     return maybe_malformed(state, "submit", endpoint_id, json_response(reply, 200, request_id=job.request_id))

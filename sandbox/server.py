@@ -54,6 +54,16 @@ class RunningSandbox:
         """The SandboxState (clock, queue, faults, webhooks)."""
         return self.app.state.sandbox
 
+    def fal_client_env(self) -> dict[str, str]:
+        """Environment for the official fal_client (TLS mode; it reads these at import time):
+        the queue host at the root, the synchronous run host under `/_run`, the certificate."""
+        if self.cert_path is None:
+            raise RuntimeError("fal_client only speaks https: start the sandbox with tls=True")
+        from sandbox.routes_run import RUN_PREFIX
+
+        host = self.url.split("://", 1)[1]
+        return {"FAL_QUEUE_RUN_HOST": host, "FAL_RUN_HOST": host + RUN_PREFIX, "SSL_CERT_FILE": str(self.cert_path)}
+
     def advance(self, seconds: float, timeout: float = 30.0) -> float:
         """Advance the clock from another thread and wait for the webhook attempts it triggers."""
         if self.loop is None:

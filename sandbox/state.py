@@ -95,6 +95,7 @@ class SandboxState:
         self.queue.reset()
         self.faults.clear()
         self.webhooks.reset()
+        self.clock.poke()  # synchronous runs parked on a forgotten job answer now
 
     async def aclose(self) -> None:
         """Stop the ticker and close the webhook client."""
