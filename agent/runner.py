@@ -66,6 +66,12 @@ class AgentRunner:
         self._history: list[Any] = []
         self._turns = 0
 
+    def carry_over(self, previous: AgentRunner) -> None:
+        """Continue `previous`'s session: its conversation, turn count and money spent."""
+        self._history = list(previous._history)
+        self._turns = previous._turns
+        self.gate.spent_usd = previous.gate.spent_usd
+
     @property
     def spent_usd(self) -> float:
         """Dollars spent in this session: the cost of each submit that ran."""

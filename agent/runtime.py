@@ -64,13 +64,33 @@ class Runtime:
         return getattr(self.sandbox, "url", None)
 
     def switch_persona(self, name: str) -> Any:
-        """Start a new session as persona `name` (same tools and transcript); returns its runner."""
+        """Go on as persona `name` in the same session; returns its runner.
+
+        The conversation (so "the latest request"), the transcript session (so an export
+        covers all of it) and the money spent so far carry over; the new persona's scope and
+        budget apply from here on. The transcript records the switch."""
         from agent.personas import get_persona
         from agent.runner import AgentRunner
 
         persona = get_persona(name, self.personas)
-        self.runner = AgentRunner(self.settings, persona, self.tools, transcript=self.transcript,
-                                  user=self.user, source=self.source, webhooks=self._webhooks())
+        old = self.runner
+        runner = AgentRunner(self.settings, persona, self.tools, transcript=self.transcript,
+                             session_id=old.session_id, user=self.user, source=self.source,
+                             webhooks=self._webhooks())
+        runner.carry_over(old)
+        old.log.record("persona_switch", {"from": old.persona.name, "to": persona.name,
+                                          "spent_usd": old.spent_usd})
+        old.log.settle()
+        self.runner = runner
+        return runner
+
+    def new_session(self) -> Any:
+        """A fresh conversation (a new transcript session) with the current persona."""
+        from agent.runner import AgentRunner
+
+        self.runner = AgentRunner(self.settings, self.runner.persona, self.tools,
+                                  transcript=self.transcript, user=self.user, source=self.source,
+                                  webhooks=self._webhooks())
         return self.runner
 
     def _webhooks(self) -> Any:

@@ -40,7 +40,7 @@ from agent.transcript_sql import Row, SessionRow, encode_data, index_pending, wr
 KINDS = frozenset({
     "user_prompt", "model_request", "model_response", "tool_call", "tool_progress",
     "tool_result", "tool_error", "approval", "answer", "error", "trigger_event",
-    "trigger_action", "schedule_run",
+    "trigger_action", "schedule_run", "persona_switch",
 })
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -106,7 +106,10 @@ async def switch_persona(app: Any, name: str) -> None:
         await app.chat.add(ErrorMessage(f"could not switch persona: {readable_error(exc)}"))
         return
     app._refresh_header()
-    await app.chat.add(NoticeMessage(f"persona: {glue.persona_name(app.runtime)}", kind="persona"))
+    await app.chat.add(NoticeMessage(
+        f"persona: {glue.persona_name(app.runtime)} · same session: the conversation, the latest "
+        "request and the spend carry over; this persona's tools and budget apply from now on",
+        kind="persona"))
 
 
 async def new_chat(app: Any) -> None:

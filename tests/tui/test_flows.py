@@ -142,7 +142,7 @@ async def test_switch_persona_with_slash_and_picker(factory):
         await send(pilot, "/persona analyst")
         await wait_for(pilot, lambda: app.header.persona == "analyst", what="switch")
         assert app.runtime.runner.persona.name == "analyst"
-        assert "persona: analyst" in statics(app, NoticeMessage)
+        assert any(n.startswith("persona: analyst · same session") for n in statics(app, NoticeMessage))
         await send(pilot, "/persona nobody")
         await wait_for(pilot, lambda: app.query(ErrorMessage), what="error")
         assert "no persona named 'nobody'" in statics(app, ErrorMessage)[-1]

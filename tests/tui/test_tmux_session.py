@@ -142,11 +142,11 @@ def test_ten_minutes_of_real_use(tmp_path):
 
         # Persona switch and back: the analyst may not submit; spend and latest request carry over.
         tmux.type("/persona analyst")
-        tmux.wait("persona analyst")
+        tmux.wait("persona: analyst")
         tmux.type(f'submit {FAST} prompt "not allowed"')
         tmux.wait("outside the scope")
         tmux.type("/persona producer")
-        tmux.wait("persona producer")
+        tmux.wait("persona: producer")
 
         # Small terminal and back.
         tmux.resize(80, 24)
