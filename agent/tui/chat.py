@@ -6,6 +6,8 @@ from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Markdown, Static
 
+from agent.tui.mdtext import as_markdown, hard_breaks
+
 DEFAULT_MAX_MOUNTED = 120
 
 
@@ -30,16 +32,12 @@ class ErrorMessage(Static):
         super().__init__(f"⚠ {text}", markup=False, classes="message error")
 
 
-def hard_breaks(text: str) -> str:
-    """Keep the model's single line breaks (Markdown would fold them into one paragraph)."""
-    return text.replace("\n", "  \n")
-
-
 class AnswerMessage(Markdown):
-    """The assistant's answer, streamed in as Markdown fragments."""
+    """The assistant's answer, streamed in as Markdown fragments, then shown as written
+    (`agent.tui.mdtext.as_markdown`: placeholders kept, JSON in code blocks)."""
 
     def __init__(self, text: str = "") -> None:
-        super().__init__(hard_breaks(text), classes="message answer")
+        super().__init__(as_markdown(text), classes="message answer")
         self._stream = None
         self.text = text
 
@@ -48,13 +46,15 @@ class AnswerMessage(Markdown):
         self.text += fragment
         if self._stream is None:
             self._stream = Markdown.get_stream(self)
-        await self._stream.write(hard_breaks(fragment))
+        await self._stream.write(hard_breaks(fragment.replace("<", "\\<")))
 
     async def finish(self) -> None:
-        """Flush and stop the stream."""
+        """Flush and stop the stream, then render the whole answer as written."""
         if self._stream is not None:
             stream, self._stream = self._stream, None
             await stream.stop()
+            if self.is_attached:
+                await self.update(as_markdown(self.text))
 
 
 class EarlierMessages(Static):

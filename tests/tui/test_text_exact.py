@@ -1,0 +1,60 @@
+"""Text renders as written: placeholders, JSON and prompts survive Markdown."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+
+from agent.tui.chat import AnswerMessage
+from agent.tui.mdtext import as_markdown
+from tests.tui.conftest import make_app, send, wait_for
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("submit <endpoint> prompt", "submit \\<endpoint> prompt"),
+    ("`code <kept>` and <escaped>", "`code <kept>` and \\<escaped>"),
+    ("```\n<in a block>\n```", "```\n<in a block>\n```"),
+    ('{"a": "*b*"}', '```json\n{"a": "*b*"}\n```'),
+    ("one\ntwo", "one  \ntwo"),
+    ("{not json", "{not json"),
+])
+def test_as_markdown(text, expected):
+    assert as_markdown(text) == expected
+
+
+def _screen_text(app) -> str:
+    """The screen's characters, line segments joined (tags dropped before entities are read)."""
+    svg = app.export_screenshot()
+    body = svg[svg.index("<g class=\"terminal"):] if "<g class=\"terminal" in svg else svg
+    return html.unescape(re.sub(r"<[^>]+>", "", body)).replace("\xa0", " ")
+
+
+async def test_placeholders_json_and_prompts_render_exactly():
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.runtime is not None, what="runtime")
+        await app.chat.add(AnswerMessage("Try: submit <endpoint> prompt \"<text>\"\n"
+                                         '{"prompt": "a *red* fox_in_snow", "num_images": 2}'))
+        await send(pilot, "a **literal** <prompt> with *stars*")
+        await wait_for(pilot, lambda: app.turn_worker is not None and app.turn_worker.is_finished,
+                       what="turn")
+        await pilot.pause()
+        shown = _screen_text(app)
+        assert "submit <endpoint> prompt" in shown and '"<text>"' in shown
+        assert '"a *red* fox_in_snow"' in shown
+        assert "a **literal** <prompt> with *stars*" in shown  # the user's own message
+
+
+async def test_streamed_answer_ends_as_written():
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.runtime is not None, what="runtime")
+        message = await app.chat.add(AnswerMessage())
+        for piece in ["use `watch <id>` or ", "watch <endpoint> <id>", "\n", '{"seed": 42}']:
+            await message.stream(piece)
+        await message.finish()
+        await pilot.pause()
+        shown = _screen_text(app)
+        assert "watch <id>" in shown and "watch <endpoint> <id>" in shown and '{"seed": 42}' in shown
