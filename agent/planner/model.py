@@ -21,6 +21,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from agent.planner import refs
 from agent.planner.grammar import HELP_TEXT, GrammarError, Step, parse
 
+_LISTS = {"search_models", "get_pricing"}
 _ACTIONS = {
     "search_models": "searched the models",
     "get_pricing": "looked up prices",
@@ -107,7 +108,9 @@ class OfflinePlanner(BaseChatModel):
                 action = _ACTIONS.get(call["name"], call["name"])
                 status = (" (rejected: not run)" if refs.is_rejected(result)
                           else " (failed)" if refs.is_error(result) else "")
-                lines.append(f"{i}. I {action} with {call['name']}{status}:\n{refs.short(result)}")
+                # Lists (models, prices) are shown whole: the tool already bounds them.
+                limit = 4000 if call["name"] in _LISTS else 400
+                lines.append(f"{i}. I {action} with {call['name']}{status}:\n{refs.short(result, limit)}")
         if stopped:
             remaining = len(steps) - len(done)
             lines.append(f"I stopped: {stopped}." + (f" {remaining} step(s) not run." if remaining > 0 else ""))

@@ -132,3 +132,17 @@ async def test_planner_in_a_read_only_persona_never_submits(personas, fake_tools
     runner = AgentRunner(Settings(), personas["analyst"], fake_tools, user="t")
     events = [e async for e in runner.run_turn(f'estimate 1 {EP} then submit {EP} prompt "x"', approve)]
     assert fal.names() == ["estimate_pricing"] and "may not use submit_queue_request" in events[-1].answer
+
+
+def test_search_summary_lists_every_row_with_the_count():
+    from langchain_core.messages import ToolMessage
+
+    from agent.planner.model import OfflinePlanner
+
+    rows = "\n".join(f"fal-ai/model-{i} | Model {i} | text-to-image | active" for i in range(12))
+    table = f"endpoint_id | name | category | status\n{rows}\n(12 models) No more pages."
+    call = {"name": "search_models", "args": {"query": "model"}, "id": "c1"}
+    done = [(call, ToolMessage(content=table, tool_call_id="c1", name="search_models"))]
+    summary = OfflinePlanner._summary([], done)
+    assert all(f"fal-ai/model-{i} |" in summary for i in range(12))
+    assert "(12 models)" in summary
