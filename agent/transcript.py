@@ -44,6 +44,8 @@ KINDS = frozenset({
 })
 
 _TRUE = {"1", "true", "yes", "on"}
+MARK_OPEN, MARK_CLOSE = "\x02", "\x03"
+"""Around each match in a search hit's `marked` snippet."""
 _EVENT_COLS = "id, session_id, ts, kind, user, persona, duration_s, ref, data"
 # Index for search once this many events wait (and before any search, and on close).
 FTS_BATCH = 64
@@ -268,11 +270,16 @@ class TranscriptStore:
         """Events matching every word of `query` (`word*` for a prefix), newest first."""
         rows = self._query(
             f"SELECT {', '.join('e.' + c.strip() for c in _EVENT_COLS.split(','))}, "
-            "snippet(events_fts, 0, '[', ']', '…', 10) "
+            "snippet(events_fts, 0, '[', ']', '…', 10), "
+            f"snippet(events_fts, 0, char({ord(MARK_OPEN)}), char({ord(MARK_CLOSE)}), '…', 10) "
             "FROM events_fts JOIN events e ON e.id = events_fts.rowid "
             "WHERE events_fts MATCH ? ORDER BY e.id DESC LIMIT ?",
             (_fts_query(query), max(0, limit)), index=True)
-        return [{**_event_row(r), "snippet": r[9].replace("\n", " ")} for r in rows]
+        # `snippet` brackets each match for a terminal; `marked` wraps it in MARK_OPEN/MARK_CLOSE,
+        # control characters that ordinary text does not hold (brackets it does), for a UI to
+        # highlight without ambiguity.
+        return [{**_event_row(r), "snippet": r[9].replace("\n", " "), "marked": r[10].replace("\n", " ")}
+                for r in rows]
 
     def export(self, session_id: str | None = None,
                fmt: Literal["jsonl", "md"] = "jsonl") -> str:

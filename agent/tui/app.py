@@ -258,7 +258,7 @@ class FalPersonaApp(App):
     @work(group="turn")
     async def run_events(self, text: str, tool: str | None = None, args: dict | None = None) -> None:
         """One turn (or a direct tool call): stream the runner's events into the chat."""
-        from agent.tui.turn import TurnRenderer, readable_error
+        from agent.tui.turn import TurnRenderer
 
         await self.ready.wait()
         if self.runtime is None:
@@ -435,7 +435,7 @@ class FalPersonaApp(App):
         await export(self, fmt)
 
     def action_browse_transcript(self) -> None:
-        from agent.tui.screens import TranscriptBrowser
+        from agent.tui.browser import TranscriptBrowser
 
         self.push_screen(TranscriptBrowser(glue.transcript_of(self.runtime) if self.runtime else None))
 

@@ -1,15 +1,15 @@
-"""Modal and full screens: approval, persona picker, transcript browser."""
+"""Modal screens: approval and the persona picker (the transcript browser is agent.tui.browser)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from textual import on, work
+from textual import on
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Input, Label, OptionList, Static, TextArea
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from agent.events import ApprovalRequest, Decision
@@ -200,55 +200,3 @@ class PersonaScreen(ModalScreen[str | None]):
         self.dismiss(event.option.id)
 
 
-def describe_event(row: dict[str, Any]) -> str:
-    """One line for a transcript search hit."""
-    data = row.get("data") or {}
-    text = row.get("snippet") or data.get("text") or data.get("answer") or data.get("name") \
-        or data.get("message") or json.dumps(data, ensure_ascii=False, default=str)
-    text = " ".join(str(text).split())
-    return f"{str(row.get('ts', ''))[:19]}  {row.get('kind', '?'):<12} {row.get('persona') or '':<10} {text[:120]}"
-
-
-class TranscriptBrowser(Screen):
-    """Searches the transcript (TranscriptStore.search) as you type."""
-
-    BINDINGS = [Binding("escape", "app.pop_screen", "Back")]
-
-    def __init__(self, transcript: Any) -> None:
-        super().__init__()
-        self.transcript = transcript
-
-    def compose(self):
-        yield Label("Transcript: type words to search (prefix with word*), Esc goes back", id="browser-title")
-        yield Input(placeholder="search the transcript…", id="browser-search")
-        yield OptionList(id="browser-results")
-        yield Static("", id="browser-status")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.query_one(Input).focus()
-        if self.transcript is None:
-            self.query_one("#browser-status", Static).update("The transcript is off or not ready yet.")
-
-    @on(Input.Changed, "#browser-search")
-    def _changed(self, event: Input.Changed) -> None:
-        self.search(event.value)
-
-    @work(exclusive=True, group="transcript-search")
-    async def search(self, query: str) -> None:
-        """Run the search off the UI thread (SQLite is synchronous)."""
-        import asyncio
-
-        status = self.query_one("#browser-status", Static)
-        results = self.query_one("#browser-results", OptionList)
-        if self.transcript is None or not query.strip():
-            results.clear_options()
-            return
-        try:
-            rows = await asyncio.to_thread(self.transcript.search, query, 50)
-        except Exception as exc:  # a bad query is a message, not a crash
-            status.update(f"search failed: {exc}")
-            return
-        results.clear_options()
-        results.add_options([Option(describe_event(r)) for r in rows])
-        status.update(f"{len(rows)} match{'es' if len(rows) != 1 else ''}")

@@ -8,7 +8,7 @@ import sys
 from textual.widgets import OptionList
 
 from agent.tui.chat import NoticeMessage
-from agent.tui.screens import TranscriptBrowser
+from agent.tui.browser import TranscriptBrowser
 from tests.tui.conftest import make_app, send, wait_for
 
 

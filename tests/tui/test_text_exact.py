@@ -58,3 +58,37 @@ async def test_streamed_answer_ends_as_written():
         await pilot.pause()
         shown = _screen_text(app)
         assert "watch <id>" in shown and "watch <endpoint> <id>" in shown and '{"seed": 42}' in shown
+
+
+async def test_transcript_hit_keeps_and_highlights_the_match_and_opens_its_session(tmp_path):
+    from textual.widgets import OptionList, TextArea
+
+    from agent.transcript import TranscriptStore
+    from agent.tui.browser import SessionView, TranscriptBrowser
+
+    store = TranscriptStore(tmp_path / "t.sqlite3")
+    sid = store.new_session("u", "producer")
+    store.record(sid, "user_prompt", {"text": "a red fox in snow [with brackets]"}, user="u", persona="producer")
+    app = make_app()
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.runtime is not None, what="runtime")
+            app.runtime.transcript = store
+            await pilot.press("ctrl+t")
+            await wait_for(pilot, lambda: isinstance(app.screen, TranscriptBrowser), what="browser")
+            for ch in "fox":
+                await pilot.press(ch)
+            results = app.screen.query_one("#browser-results", OptionList)
+            await wait_for(pilot, lambda: results.option_count == 1, what="hit")
+            prompt = results.get_option_at_index(0).prompt
+            assert "a red fox in snow [with brackets]" in prompt.plain  # the word and brackets kept
+            lit = [prompt.plain[s.start:s.end] for s in prompt.spans if "reverse" in str(s.style)]
+            assert lit == ["fox"]
+            await pilot.press("enter")  # from the search box to the results
+            await pilot.press("enter")  # open the hit
+            await wait_for(pilot, lambda: isinstance(app.screen, SessionView), what="session view")
+            assert "a red fox in snow" in app.screen.query_one(TextArea).text
+            await pilot.press("escape")
+            assert isinstance(app.screen, TranscriptBrowser)
+    finally:
+        store.close()
