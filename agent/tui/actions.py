@@ -46,19 +46,18 @@ async def run_slash(app: Any, slash: Slash, text: str) -> None:
 
 
 def latest_request(app: Any) -> dict[str, str]:
-    """The latest request of the session: the newest one in the conversation (as the planner
-    reads it), else the newest row of the jobs panel; {} when there is none."""
+    """The latest request of the session: the newest job row (what the user sees on top, and
+    already there while the turn that submitted it is still running), else the newest one in
+    the conversation, as the planner reads it; {} when there is none."""
+    row = app.jobs.latest()
+    if row is not None and row.endpoint_id:
+        return {"endpoint_id": row.endpoint_id, "request_id": row.request_id}
     runner = getattr(app, "runner", None)
     history = getattr(runner, "_history", None) if runner is not None else None
     if history:
         from agent.planner.refs import request_ref
 
-        ref = request_ref(list(history))
-        if ref:
-            return ref
-    row = app.jobs.latest()
-    if row is not None and row.endpoint_id:
-        return {"endpoint_id": row.endpoint_id, "request_id": row.request_id}
+        return request_ref(list(history))
     return {}
 
 
