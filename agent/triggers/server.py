@@ -2,7 +2,12 @@
 
 Per delivery, in this order (nothing is parsed before it is verified):
 
-1. read the raw body under a size limit: 413 when Content-Length or the streamed bytes exceed it;
+0. before a byte of the body is read, cheap checks on the headers alone (``check_head``): 411
+   without Content-Length, 413 over the body limit, 401 ``missing_header``/``duplicate_header``/
+   ``bad_timestamp``/``timestamp_out_of_range``/``bad_signature_encoding`` for webhook headers
+   that could never verify, and 503 (Retry-After) when large bodies already being read fill
+   the body budget. These answers carry ``Connection: close`` and the body is never read;
+1. read the raw body under a size limit: 413 when the streamed bytes exceed it;
 2. verify the signature (``tools.webhooks``): 401 ``{"error": "<reason>"}`` and nothing more;
    503 when the JWKS cannot be had (fal retries, so nothing is lost);
 3. parse and validate the body (``payload.py``): 422 ``{"error": "<reason>"}``;
@@ -23,7 +28,8 @@ ever selects which rules run, never whether a delivery is accepted.
 
 ``bare=True`` answers 200 after reading the body, verifying and storing nothing: the
 benchmark's baseline, never for real use. Both modes run this same app and handler up to that
-point, so the benchmark compares like with like.
+point, so the benchmark compares like with like (bare skips only step 0's webhook-header part,
+which is the verifier's work, and keeps its Content-Length checks).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -66,6 +72,81 @@ class BodyTooLarge(Exception):
     """The request body is over the limit."""
 
 
+SMALL_BODY = 64 * 1024
+"""Bodies up to this size are read without asking the body budget (a connection holds at most
+about this much before uvicorn stops reading it anyway)."""
+_MAX_ID = 512  # request and user ids: fal's are UUIDs; anything this long is junk
+_CLOSE = (b"connection", b"close")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _refuse(status: int, reason: str, *extra: tuple[bytes, bytes]) -> Response:
+    """An answer given before the body is read: the connection closes after it, so the body
+    the sender may still be writing is never read or parsed."""
+    response = _json(status, {"error": reason})
+    response.raw_headers.append(_CLOSE)
+    response.raw_headers.extend(extra)
+    return response
+
+
+def check_head(raw: Any, max_body: int, now: float, tolerance_s: float = 300,
+               webhook: bool = True) -> tuple[int, str] | int:
+    """The cheap checks a delivery's headers must pass before its body is read.
+
+    Returns the declared body length, or ``(status, reason)`` to refuse with: 411 without a
+    Content-Length (or with two that differ), 413 over `max_body`, and 401 for webhook headers
+    that could never verify, with the reason verification would give (duplicate, missing,
+    timestamp not digits or more than `tolerance_s` from `now`, signature not 128 hex digits).
+    One pass over the raw (lowercase name, value) pairs; the checker verifies everything again.
+    ``webhook=False`` (the bare baseline) checks Content-Length only.
+    """
+    length: bytes | None = None
+    request_id = user_id = timestamp = signature = None
+    for name, value in raw:
+        if name == b"content-length":
+            if length is not None and value != length:
+                return 400, "conflicting_content_length"
+            length = value
+        elif len(name) > 20 and name[:14] == b"x-fal-webhook-":
+            tail = name[14:]
+            if tail == b"signature":
+                if signature is not None:
+                    return 401, "duplicate_header"
+                signature = value
+            elif tail == b"request-id":
+                if request_id is not None:
+                    return 401, "duplicate_header"
+                request_id = value
+            elif tail == b"timestamp":
+                if timestamp is not None:
+                    return 401, "duplicate_header"
+                timestamp = value
+            elif tail == b"user-id":
+                if user_id is not None:
+                    return 401, "duplicate_header"
+                user_id = value
+    if length is None:
+        return 411, "length_required"
+    if not length.isdigit() or len(length) > 15:
+        return 400, "bad_content_length"
+    size = int(length)
+    if size > max_body:
+        return 413, "too_large"
+    if not webhook:
+        return size
+    if not (request_id and user_id and timestamp and signature):
+        return 401, "missing_header"
+    if len(request_id) > _MAX_ID or len(user_id) > _MAX_ID:
+        return 401, "missing_header"
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        return 401, "bad_timestamp"
+    if abs(now - int(timestamp)) > tolerance_s:
+        return 401, "timestamp_out_of_range"
+    if len(signature) != 128 or not _HEX.issuperset(signature):
+        return 401, "bad_signature_encoding"
+    return size
+
+
 @dataclass
 class ListenerState:
     """What the app needs, kept on ``app.state.listener``."""
@@ -74,6 +155,11 @@ class ListenerState:
     inbox: Inbox | None
     max_body_bytes: int = DEFAULT_MAX_BODY
     bare: bool = False
+    body_budget_bytes: int = 32 * 1024 * 1024
+    """Bytes of bodies over SMALL_BODY read at once, all requests together (503 past it)."""
+    body_in_flight: int = 0
+    limits: Any = None
+    """The connection limits the server applies (listener.ConnectionLimits), read by uvicorn_server."""
     clock: Callable[[], float] = time.time
     subscribers: Subscribers = field(default_factory=Subscribers)
     background: list[Callable[[asyncio.Event], Awaitable[None]]] = field(default_factory=list)
@@ -100,10 +186,7 @@ class ListenerState:
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing more than `limit` bytes whatever Content-Length claimed."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
+    """The raw body, refusing more than `limit` bytes (check_head has seen Content-Length)."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -121,12 +204,26 @@ def _endpoint_from_query(request: Request) -> str | None:
 
 
 async def receive_webhook(request: Request) -> Response:
-    """POST /webhooks/fal: read, verify, validate, store, acknowledge."""
+    """POST /webhooks/fal: check the headers, read, verify, validate, store, acknowledge."""
     state: ListenerState = request.app.state.listener
+    head = check_head(request.scope["headers"], state.max_body_bytes, time.time(), webhook=not state.bare)
+    if head.__class__ is tuple:
+        return _refuse(*head)  # type: ignore[misc]
+    size: int = head  # type: ignore[assignment]
+    reserved = 0
+    if size > SMALL_BODY:
+        if state.body_in_flight + size > state.body_budget_bytes:
+            return _refuse(503, "busy", (b"retry-after", b"1"))
+        reserved = size
+        state.body_in_flight += size
     try:
         body = await _read_body(request, state.max_body_bytes)
     except BodyTooLarge:
-        return _json(413, {"error": "too_large"})
+        return _refuse(413, "too_large")
+    except ClientDisconnect:  # the sender went away (or was timed out) mid-body
+        return Response(status_code=400)
+    finally:
+        state.body_in_flight -= reserved
     if state.bare:
         return Response(_RECEIVED, media_type="application/json")
     outcome = await state.intake.submit(  # type: ignore[union-attr]

@@ -159,18 +159,18 @@ async def test_key_rotation_accepted_after_refetch_and_refetch_rate_limited(make
     assert jwks_server.fetches == 2
 
 
-async def test_oversize_is_413_by_content_length_and_while_streaming(make_listener, signer, inbox):
+async def test_oversize_is_413_by_content_length_and_chunked_is_411(make_listener, signer, inbox):
     _, client = make_listener(max_body_bytes=1000)
     body = fal_body("big", payload={"blob": "x" * 2000})
     response = await post(client, body, signer.headers(body, "big"))
     assert (response.status_code, response.json()) == (413, {"error": "too_large"})
 
-    async def chunks():  # no Content-Length: chunked, counted as it arrives
+    async def chunks():  # no Content-Length: refused before the body is read (issue 12)
         for _ in range(10):
             yield b"x" * 300
 
     response = await client.post(WEBHOOK_PATH, content=chunks(), headers=signer.headers(b"", "big"))
-    assert response.status_code == 413
+    assert (response.status_code, response.json()) == (411, {"error": "length_required"})
     assert inbox.count() == 0
 
 
