@@ -32,14 +32,8 @@ async def run_slash(app: Any, slash: Slash, text: str) -> None:
     elif slash.action == "quit":
         app.exit()
     elif slash.tool and slash.action == "latest":
-        ref = latest_request(app)
-        if not ref:
-            await app.chat.add(UserMessage(text))
-            await app.chat.add(ErrorMessage("no request in this session yet; give its ids: "
-                                            f"{text.split()[0]} ENDPOINT ID"))
-            return
-        await app.chat.add(UserMessage(f"{text.split()[0]} {ref['endpoint_id']} {ref['request_id']}"))
-        app.start_turn(text, slash.tool, ref)
+        await app.chat.add(UserMessage(text))
+        app.start_turn(text, slash.tool, None)  # resolved when it runs (it may wait behind a turn)
     elif slash.tool:
         await app.chat.add(UserMessage(text))
         app.start_turn(text, slash.tool, slash.args)

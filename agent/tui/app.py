@@ -264,6 +264,16 @@ class FalPersonaApp(App):
         if self.runtime is None:
             await self.chat.add(ErrorMessage(f"the agent is not running: {self.runtime_error}"))
             return
+        if tool and args is None:  # a slash command meaning "the latest request": read it now,
+            from agent.tui.actions import latest_request  # not when it was typed behind a turn
+
+            args = latest_request(self)
+            if not args:
+                await self.chat.add(ErrorMessage(f"no request in this session yet; give its ids: "
+                                                 f"{text.split()[0]} ENDPOINT ID"))
+                return
+            await self.chat.add(NoticeMessage(f"{text.split()[0]} → the latest request: "
+                                              f"{args['endpoint_id']} {args['request_id']}"))
         renderer = TurnRenderer(self.chat, self.jobs, follow=self.follow)
         self.header.busy = True
         try:

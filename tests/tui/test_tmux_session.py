@@ -57,6 +57,17 @@ class Tmux:
             time.sleep(0.1)
         pytest.fail(f"{needle!r} never appeared; last screen:\n{screen}")
 
+    def wait_panel(self, needle: str, timeout: float = 30.0) -> str:
+        """Poll until the jobs panel (not the chat) shows `needle`."""
+        deadline = time.monotonic() + timeout
+        panel = ""
+        while time.monotonic() < deadline:
+            panel = jobs_panel(self.screen())
+            if needle in panel:
+                return panel
+            time.sleep(0.1)
+        pytest.fail(f"{needle!r} never appeared in the jobs panel:\n{panel}")
+
     def type(self, text: str) -> None:
         self.run("send-keys", "-t", self.name, "-l", text)
         self.run("send-keys", "-t", self.name, "Enter")
@@ -125,11 +136,12 @@ def test_ten_minutes_of_real_use(tmp_path):
         # A cancel that lands: a slow job cancelled while it runs.
         tmux.type(f'estimate 1 {SLOW} then submit {SLOW} prompt "slow one"')
         approve(tmux)
-        tmux.wait(SLOW)
+        tmux.wait_panel(SLOW[:20])  # its row is there (and on top): the latest request
         tmux.type("/cancel")
         tmux.wait("Approve: cancel_queue_request")
         tmux.keys("Enter")
-        tmux.wait("CANCELLED", timeout=40)
+        panel = tmux.wait_panel("CANCELLED", timeout=40)
+        assert "100%" not in panel.split("CANCELLED")[1].split("\n\n")[0]
 
         # Esc in the middle of a turn that watches a slow job: the turn stops, the job does not.
         tmux.type(f'estimate 1 {SLOW} then submit {SLOW} prompt "keep going" then watch it')
@@ -144,7 +156,7 @@ def test_ten_minutes_of_real_use(tmp_path):
         tmux.type("/persona analyst")
         tmux.wait("persona: analyst")
         tmux.type(f'submit {FAST} prompt "not allowed"')
-        tmux.wait("outside the scope")
+        tmux.wait("may not use submit_queue_request")
         tmux.type("/persona producer")
         tmux.wait("persona: producer")
 
