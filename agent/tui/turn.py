@@ -177,9 +177,11 @@ class TurnRenderer:
         elif event.name == "cancel_queue_request":
             status, note = cancel_note(data)
             row = await self.jobs.row_for(rid, endpoint)
-            if status:
-                await self.jobs.update_job(JobUpdate(rid, endpoint, status))
-            row.note(note)
+            # A requested cancel may already be confirmed (followed, or by webhook): keep that.
+            if not (status and row.outcome):
+                if status:
+                    await self.jobs.update_job(JobUpdate(rid, endpoint, status))
+                row.note(note)
         else:
             update = job_update({**data, "request_id": rid}, args)
             if event.name == "submit_queue_request" and update and not update.status:
@@ -204,9 +206,15 @@ class TurnRenderer:
                 card.stop("stopped by Esc" + (" (the submit may have reached fal)"
                                               if card.tool_name == "submit_queue_request" else ""))
         running = self.still_running()
-        text = "cancelled"
+        parts = []
         if running:
             jobs = ", ".join(f"{r.endpoint_id or '?'} {r.request_id[:8]}" for r in running)
-            text += (f": the turn stopped, but fal is still working on {len(running)} job(s) it submitted ({jobs}) and will "
-                     "bill them: press Cancel on the job's row, or type /cancel for the latest one.")
+            parts.append(f"the turn stopped, but fal is still working on {len(running)} job(s) it "
+                         f"submitted ({jobs}) and will bill them: press Cancel on the job's row, or "
+                         "type /cancel for the latest one")
+        if any(c.tool_name == "submit_queue_request" and c.content.startswith("stopped")
+               for c in self.cards.values()):
+            parts.append("a submit was on its way and may have reached fal; if it did, its job "
+                         "appears in the jobs panel when its webhook arrives")
+        text = "cancelled" + (": " + "; ".join(parts) if parts else "")
         await self.chat.add(NoticeMessage(text, kind="cancelled"))

@@ -146,7 +146,7 @@ def test_ten_minutes_of_real_use(tmp_path):
         # Esc in the middle of a turn that watches a slow job: the turn stops, the job does not.
         tmux.type(f'estimate 1 {SLOW} then submit {SLOW} prompt "keep going" then watch it')
         approve(tmux)
-        tmux.wait("stream_queue_status")
+        tmux.wait("stream_queue_status(endpoint_id")  # the watch step's card: the job is submitted
         tmux.keys("Escape")
         tmux.wait("still working on 1 job")
         events = wait_webhooks(home, 12, timeout=60)  # the job goes on and completes by itself
