@@ -115,8 +115,10 @@ class Intake:
                 pool.shutdown(wait=True)
                 self._pools[index] = None
 
-    async def submit(self, headers: RawHeaders, body: bytes, endpoint_id: str | None) -> Outcome:
-        """Verify, validate and store one delivery; the Outcome says what to answer."""
+    async def submit(self, headers: RawHeaders, body: bytes, endpoint_id: str | None,
+                     found: Mapping[str, str] | None = None) -> Outcome:
+        """Verify, validate and store one delivery; the Outcome says what to answer (`found`, the
+        signed headers if already collected, is not needed here: the check thread collects them)."""
         return await retry_on_rotation(self.jwks, lambda: _as_mapping(headers), body,
                                        lambda: self._enqueue(headers, body, endpoint_id))
 

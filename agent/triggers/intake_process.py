@@ -105,13 +105,18 @@ class ProcessIntake:
         """The checker's process id while it runs (tests use it to kill it)."""
         return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
-    async def submit(self, headers: RawHeaders, body: bytes, endpoint_id: str | None) -> Outcome:
-        """Verify, validate and store one delivery; the Outcome says what to answer."""
-        try:  # the checker is only sent deliveries that carry all four
-            found = signed_headers_from_raw(headers)
-            require_all(found)
-        except WebhookVerificationError as exc:
-            return Outcome(401, exc.reason)
+    async def submit(self, headers: RawHeaders, body: bytes, endpoint_id: str | None,
+                     found: dict[str, str] | None = None) -> Outcome:
+        """Verify, validate and store one delivery; the Outcome says what to answer.
+
+        `found`: the four signed headers, when the caller collected them already (the
+        listener's check_head, which also saw that none is missing or repeated)."""
+        if found is None:
+            try:  # the checker is only sent deliveries that carry all four
+                found = signed_headers_from_raw(headers)
+                require_all(found)
+            except WebhookVerificationError as exc:
+                return Outcome(401, exc.reason)
         return await retry_on_rotation(self.jwks, lambda: found, body,
                                        lambda: self._enqueue(found, body, endpoint_id))
 

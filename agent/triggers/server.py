@@ -52,7 +52,7 @@ from starlette.routing import Route
 from agent.triggers.inbox import Inbox
 from agent.triggers.intake import Intake, Outcome
 from agent.triggers.notices import Subscribers, TriggerNotice
-from tools.webhooks import JwksCache
+from tools.webhooks import HEADER_REQUEST_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, HEADER_USER_ID, JwksCache
 
 WEBHOOK_PATH = "/webhooks/fal"
 CHECK_MODES = ("thread", "inline", "process")
@@ -77,7 +77,18 @@ SMALL_BODY = 64 * 1024
 about this much before uvicorn stops reading it anyway)."""
 _MAX_ID = 512  # request and user ids: fal's are UUIDs; anything this long is junk
 _CLOSE = (b"connection", b"close")
-_HEX = frozenset(b"0123456789abcdefABCDEF")
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
+_SIGNED = {b"x-fal-webhook-request-id": HEADER_REQUEST_ID, b"x-fal-webhook-user-id": HEADER_USER_ID,
+           b"x-fal-webhook-timestamp": HEADER_TIMESTAMP, b"x-fal-webhook-signature": HEADER_SIGNATURE}
+
+
+class Refused(Exception):
+    """check_head's verdict: answer `status` with {"error": reason} before reading the body."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(status, reason)
+        self.status = status
+        self.reason = reason
 
 
 def _refuse(status: int, reason: str, *extra: tuple[bytes, bytes]) -> Response:
@@ -89,62 +100,60 @@ def _refuse(status: int, reason: str, *extra: tuple[bytes, bytes]) -> Response:
     return response
 
 
+def _repeated(raw: Any) -> None:
+    """Some header came twice: refuse if it is Content-Length (differing) or a signed one."""
+    seen: dict[bytes, bytes] = {}
+    for name, value in raw:
+        if name == b"content-length" or name in _SIGNED:
+            if name in seen:
+                if name in _SIGNED:
+                    raise Refused(401, "duplicate_header")
+                if seen[name] != value:
+                    raise Refused(400, "conflicting_content_length")
+            seen[name] = value
+
+
 def check_head(raw: Any, max_body: int, now: float, tolerance_s: float = 300,
-               webhook: bool = True) -> tuple[int, str] | int:
+               webhook: bool = True) -> tuple[int, dict[str, str] | None]:
     """The cheap checks a delivery's headers must pass before its body is read.
 
-    Returns the declared body length, or ``(status, reason)`` to refuse with: 411 without a
-    Content-Length (or with two that differ), 413 over `max_body`, and 401 for webhook headers
-    that could never verify, with the reason verification would give (duplicate, missing,
-    timestamp not digits or more than `tolerance_s` from `now`, signature not 128 hex digits).
-    One pass over the raw (lowercase name, value) pairs; the checker verifies everything again.
-    ``webhook=False`` (the bare baseline) checks Content-Length only.
+    Returns the declared body length and the four signed headers (latin-1 text, keyed as
+    tools.webhooks names them), or raises Refused: 411 without a Content-Length, 400 for a
+    malformed or conflicting one, 413 over `max_body`, and 401 for webhook headers that could
+    never verify, with the reason verification would give (duplicate, missing, timestamp not
+    digits or more than `tolerance_s` from `now`, signature not 128 hex digits). The checker
+    verifies everything again. ``webhook=False`` (the bare baseline) checks Content-Length only.
+    `raw` is the ASGI scope's list of (lowercase name, value) pairs.
     """
-    length: bytes | None = None
-    request_id = user_id = timestamp = signature = None
-    for name, value in raw:
-        if name == b"content-length":
-            if length is not None and value != length:
-                return 400, "conflicting_content_length"
-            length = value
-        elif len(name) > 20 and name[:14] == b"x-fal-webhook-":
-            tail = name[14:]
-            if tail == b"signature":
-                if signature is not None:
-                    return 401, "duplicate_header"
-                signature = value
-            elif tail == b"request-id":
-                if request_id is not None:
-                    return 401, "duplicate_header"
-                request_id = value
-            elif tail == b"timestamp":
-                if timestamp is not None:
-                    return 401, "duplicate_header"
-                timestamp = value
-            elif tail == b"user-id":
-                if user_id is not None:
-                    return 401, "duplicate_header"
-                user_id = value
+    headers = dict(raw)
+    if len(headers) != len(raw):
+        _repeated(raw)
+    length = headers.get(b"content-length")
     if length is None:
-        return 411, "length_required"
+        raise Refused(411, "length_required")
     if not length.isdigit() or len(length) > 15:
-        return 400, "bad_content_length"
+        raise Refused(400, "bad_content_length")
     size = int(length)
     if size > max_body:
-        return 413, "too_large"
+        raise Refused(413, "too_large")
     if not webhook:
-        return size
+        return size, None
+    request_id = headers.get(b"x-fal-webhook-request-id")
+    user_id = headers.get(b"x-fal-webhook-user-id")
+    timestamp = headers.get(b"x-fal-webhook-timestamp")
+    signature = headers.get(b"x-fal-webhook-signature")
     if not (request_id and user_id and timestamp and signature):
-        return 401, "missing_header"
+        raise Refused(401, "missing_header")
     if len(request_id) > _MAX_ID or len(user_id) > _MAX_ID:
-        return 401, "missing_header"
+        raise Refused(401, "missing_header")
     if not timestamp.isdigit() or len(timestamp) > 12:
-        return 401, "bad_timestamp"
+        raise Refused(401, "bad_timestamp")
     if abs(now - int(timestamp)) > tolerance_s:
-        return 401, "timestamp_out_of_range"
-    if len(signature) != 128 or not _HEX.issuperset(signature):
-        return 401, "bad_signature_encoding"
-    return size
+        raise Refused(401, "timestamp_out_of_range")
+    if len(signature) != 128 or signature.translate(None, _HEX_DIGITS):
+        raise Refused(401, "bad_signature_encoding")
+    return size, {HEADER_REQUEST_ID: request_id.decode("latin-1"), HEADER_USER_ID: user_id.decode("latin-1"),
+                  HEADER_TIMESTAMP: timestamp.decode("latin-1"), HEADER_SIGNATURE: signature.decode("latin-1")}
 
 
 @dataclass
@@ -206,10 +215,11 @@ def _endpoint_from_query(request: Request) -> str | None:
 async def receive_webhook(request: Request) -> Response:
     """POST /webhooks/fal: check the headers, read, verify, validate, store, acknowledge."""
     state: ListenerState = request.app.state.listener
-    head = check_head(request.scope["headers"], state.max_body_bytes, time.time(), webhook=not state.bare)
-    if head.__class__ is tuple:
-        return _refuse(*head)  # type: ignore[misc]
-    size: int = head  # type: ignore[assignment]
+    try:
+        size, signed = check_head(request.scope["headers"], state.max_body_bytes, time.time(),
+                                  webhook=not state.bare)
+    except Refused as no:
+        return _refuse(no.status, no.reason)
     reserved = 0
     if size > SMALL_BODY:
         if state.body_in_flight + size > state.body_budget_bytes:
@@ -227,7 +237,7 @@ async def receive_webhook(request: Request) -> Response:
     if state.bare:
         return Response(_RECEIVED, media_type="application/json")
     outcome = await state.intake.submit(  # type: ignore[union-attr]
-        request.scope["headers"], body, _endpoint_from_query(request))
+        request.scope["headers"], body, _endpoint_from_query(request), signed)
     if outcome.code != 200:
         return _json(outcome.code, {"error": outcome.reason})
     return Response(_RECEIVED if outcome.new else _DUPLICATE, media_type="application/json")

@@ -13,7 +13,7 @@ import pytest
 
 from agent.settings import Settings
 from agent.triggers.listener import start_in_thread
-from agent.triggers.server import check_head
+from agent.triggers.server import Refused, check_head
 from tests.triggers.support import fal_body
 
 HEADER_S = 0.6
@@ -254,20 +254,31 @@ def test_header_values_with_trailing_whitespace_verify(listener, signer, inbox):
     assert row is not None and row.user_id == "user-1"
 
 
+def refused(*args, **kwargs):
+    with pytest.raises(Refused) as info:
+        check_head(*args, **kwargs)
+    return info.value.status, info.value.reason
+
+
 def test_check_head_is_what_verification_would_say():
     now = 1_800_000_000.0
     good = [(b"content-length", b"10"), (b"x-fal-webhook-request-id", b"r"), (b"x-fal-webhook-user-id", b"u"),
             (b"x-fal-webhook-timestamp", str(int(now)).encode()), (b"x-fal-webhook-signature", b"ab" * 64)]
-    assert check_head(good, 100, now) == 10
-    assert check_head(good, 9, now) == (413, "too_large")
-    assert check_head(good[1:], 100, now) == (411, "length_required")
-    assert check_head([(b"content-length", b"1x")] + good[1:], 100, now) == (400, "bad_content_length")
-    assert check_head(good + [(b"content-length", b"11")], 100, now) == (400, "conflicting_content_length")
-    assert check_head(good[:-1], 100, now) == (401, "missing_header")
-    assert check_head(good[:-1] + [(b"x-fal-webhook-signature", b"")], 100, now) == (401, "missing_header")
-    assert check_head(good[:3] + [(b"x-fal-webhook-timestamp", b"+1")] + good[4:], 100, now) == (401, "bad_timestamp")
-    assert check_head(good, 100, now + 301) == (401, "timestamp_out_of_range")
-    assert check_head(good[:4] + [(b"x-fal-webhook-signature", b"ab" * 63)], 100, now) == (
-        401, "bad_signature_encoding")
-    assert check_head(good[1:2], 100, now, webhook=False) == (411, "length_required")
-    assert check_head(good[:1], 100, now, webhook=False) == 10
+    size, found = check_head(good, 100, now)
+    assert size == 10 and found == {"x-fal-webhook-request-id": "r", "x-fal-webhook-user-id": "u",
+                                    "x-fal-webhook-timestamp": str(int(now)),
+                                    "x-fal-webhook-signature": "ab" * 64}
+    assert check_head(good + [(b"accept", b"a"), (b"accept", b"b"), (b"content-length", b"10")], 100, now)[0] == 10
+    assert refused(good, 9, now) == (413, "too_large")
+    assert refused(good[1:], 100, now) == (411, "length_required")
+    assert refused([(b"content-length", b"1x")] + good[1:], 100, now) == (400, "bad_content_length")
+    assert refused(good + [(b"content-length", b"11")], 100, now) == (400, "conflicting_content_length")
+    assert refused(good + [good[2]], 100, now) == (401, "duplicate_header")
+    assert refused(good[:-1], 100, now) == (401, "missing_header")
+    assert refused(good[:-1] + [(b"x-fal-webhook-signature", b"")], 100, now) == (401, "missing_header")
+    assert refused(good[:3] + [(b"x-fal-webhook-timestamp", b"+1")] + good[4:], 100, now) == (401, "bad_timestamp")
+    assert refused(good, 100, now + 301) == (401, "timestamp_out_of_range")
+    assert refused(good[:4] + [(b"x-fal-webhook-signature", b"ab" * 63)], 100, now) == (401, "bad_signature_encoding")
+    assert refused(good[:4] + [(b"x-fal-webhook-signature", b"ag" * 64)], 100, now) == (401, "bad_signature_encoding")
+    assert refused(good[1:2], 100, now, webhook=False) == (411, "length_required")
+    assert check_head(good[:1], 100, now, webhook=False) == (10, None)
