@@ -17,7 +17,7 @@ async def run_slash(app: Any, slash: Slash, text: str) -> None:
         await app.chat.add(ErrorMessage(slash.error))
         return
     if slash.action == "help":
-        await app.chat.add(AnswerMessage(help_markdown()))
+        await app.chat.add(AnswerMessage(help_markdown(getattr(app, "keys", None))))
     elif slash.action == "clear":
         await app.action_clear_chat()
     elif slash.action == "new":
@@ -85,7 +85,18 @@ async def switch_persona(app: Any, name: str) -> None:
         await app.chat.add(ErrorMessage(f"no persona named {name!r}; known: {known}"))
         return
     if app._busy():
-        app.notify("Wait for the turn to finish (or Esc) before switching.", severity="warning")
+        # Switch once the running turn ends (Esc ends it now); the app stays responsive meanwhile.
+        app.notify(f"Switching to {name} when the current turn ends (Esc ends it now).", timeout=3)
+        worker = app.turn_worker
+
+        async def later() -> None:
+            try:
+                await worker.wait()
+            except Exception:  # noqa: BLE001 - a failed or cancelled turn still ends
+                pass
+            await switch_persona(app, name)
+
+        app.run_worker(later(), group="persona-switch", exclusive=True)
         return
     runtime = await _ready_runtime(app)
     if runtime is None:
