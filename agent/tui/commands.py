@@ -105,15 +105,40 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def help_markdown() -> str:
-    """The /help text."""
+# binding id -> what it does, in the order /help lists them (ids as in agent.tui.keys)
+KEY_HELP: tuple[tuple[str, str], ...] = (
+    ("send", "sends"),
+    ("newline", "adds a newline"),
+    ("history_prev", "walks back through your input history"),
+    ("history_next", "walks forward through it"),
+    ("cancel", "cancels the running turn (its jobs keep running)"),
+    ("clear", "clears the chat"),
+    ("persona", "switches persona"),
+    ("transcript", "browses the transcript"),
+    ("jobs", "shows or hides the jobs panel"),
+    ("export", "exports the transcript (Markdown)"),
+)
+FIXED_KEYS: tuple[tuple[str, str], ...] = (  # bound in the app itself, not configurable
+    ("pageup / pagedown", "scroll the chat"),
+    ("ctrl+p", "opens the command palette"),
+    ("ctrl+q", "quits (as do /quit and /exit)"),
+)
+
+
+def help_markdown(keys: dict[str, str] | None = None) -> str:
+    """The /help text: every slash command, then every key binding (`keys`: the app's key
+    map, so keys rebound in the config file show as they are)."""
+    from agent.tui.keys import DEFAULT_KEYS
+
+    keymap = {**DEFAULT_KEYS, **(keys or {})}
     rows = "\n".join(f"| `{usage}` | {what} |" for usage, what in SLASH_HELP.values())
+    bound = [(" or ".join(k.strip() for k in keymap[name].split(",") if k.strip()), what)
+             for name, what in KEY_HELP if keymap.get(name)]
+    key_rows = "\n".join(f"| `{key}` | {what} |" for key, what in [*bound, *FIXED_KEYS])
     return (
         "**Slash commands** call a tool directly:\n\n| command | does |\n|---|---|\n" + rows
-        + "\n\n**Keys:** Enter sends, ctrl+j adds a newline, Up/Down walk your history, "
-        "PageUp/PageDown scroll the chat, Esc cancels the running turn (its jobs keep running), "
-        "ctrl+l clears, ctrl+o switches persona, ctrl+t browses the transcript, ctrl+b shows or "
-        "hides the jobs panel, ctrl+s exports, ctrl+p opens the command palette, ctrl+q quits."
+        + "\n\n**Keys** (rebind them under `[keys]` in the config file):\n\n"
+        "| key | does |\n|---|---|\n" + key_rows
     )
 
 

@@ -3,7 +3,8 @@
 The model's answers are Markdown, but they also carry literal text: `<placeholders>` (which
 Markdown would take for HTML and drop), and JSON (whose `*`, `_` and line breaks Markdown
 would reinterpret). `as_markdown` keeps code as it is, puts JSON in fenced code blocks,
-escapes `<` elsewhere, and keeps single line breaks.
+escapes `<` elsewhere, and keeps single line breaks and runs of spaces (aligned columns,
+indented lines that are not list items).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import re
 
 _FENCE = re.compile(r"^(```|~~~)")
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s")
+_SPACES = re.compile(r"(?<=\S)( {2,})(?=\S)")
+NBSP = "\u00a0"
 
 
 def hard_breaks(text: str) -> str:
@@ -20,14 +24,29 @@ def hard_breaks(text: str) -> str:
     return text.replace("\n", "  \n")
 
 
+def _keep_indent(line: str) -> str:
+    """The indent of a line that is not a list item, as no-break spaces (Markdown drops it)."""
+    indent = len(line) - len(line.lstrip(" "))
+    if indent and line.strip() and not _LIST_ITEM.match(line):
+        return NBSP * indent + line[indent:]
+    return line
+
+
+def _prose(text: str) -> str:
+    """Text outside code: `<` escaped, runs of spaces kept (Markdown folds them into one,
+    and a help text loses its columns)."""
+    return _SPACES.sub(lambda m: NBSP * len(m.group(1)), text.replace("<", "\\<"))
+
+
 def _escape_prose(text: str) -> str:
-    """`<` escaped outside inline code spans, so no word is taken for an HTML tag."""
+    """`<` escaped outside inline code spans, so no word is taken for an HTML tag; spaces
+    kept there too. Code spans stay as they are."""
     out, last = [], 0
     for match in _CODE_SPAN.finditer(text):
-        out.append(text[last:match.start()].replace("<", "\\<"))
+        out.append(_prose(text[last:match.start()]))
         out.append(match.group(0))
         last = match.end()
-    out.append(text[last:].replace("<", "\\<"))
+    out.append(_prose(text[last:]))
     return "".join(out)
 
 
@@ -57,7 +76,8 @@ def as_markdown(text: str) -> str:
 
     def flush() -> None:
         if prose:
-            out.append(hard_breaks(_escape_prose("\n".join(prose))))
+            kept = "\n".join(_keep_indent(line) for line in prose)
+            out.append(hard_breaks(_escape_prose(kept)))
             prose.clear()
 
     i = 0

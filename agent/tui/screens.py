@@ -177,11 +177,13 @@ class PersonaScreen(ModalScreen[str | None]):
         self.personas, self.current = personas, current
 
     def compose(self):
+        from rich.text import Text
+
         options = []
         for name, persona in sorted(self.personas.items()):
             mark = "● " if name == self.current else "  "
             desc = getattr(persona, "description", "") or ""
-            options.append(Option(f"{mark}{name}  {desc}", id=name))
+            options.append(Option(Text(f"{mark}{name}  {desc}"), id=name))  # as written, never markup
         with Vertical(id="persona-box"):
             yield Label("Switch persona (Enter picks, Esc closes)")
             yield OptionList(*options, id="persona-list")
