@@ -121,7 +121,8 @@ def models_table(page: ModelsPage) -> str:
                                 md.category if md else "-", md.status if md else "-"]))
     tail = (f"More: call search_models again with cursor={page.next_cursor!r}."
             if page.has_more and page.next_cursor else "No more pages.")
-    return _clip("\n".join(rows) + f"\n({len(page.models)} models) {tail}", 4000)
+    # Every row of the page (at most 100, the API's own bound): a clipped table reads as fewer models.
+    return _clip("\n".join(rows) + f"\n({len(page.models)} models) {tail}", 16000)
 
 
 def prices(resp: PricingResponse) -> str:

@@ -3,7 +3,8 @@
 Pure functions, no LangChain. Steps are separated by `then` (also `;` and `and then`),
 never inside a quoted prompt. Each step is one of::
 
-    search <query> [in <category>]     find text-to-image models | models for flux
+    search <query> [in <category>] [limit <n>]   find text-to-image models | models for flux
+                                       (`limit <n>`, `top <n>`, `first <n>`: how many, 1-100)
     price <endpoint> [<endpoint> ...]  how much is fal-ai/flux/dev | what does X cost
     estimate <n> [<unit>] [of] <endpoint> [<n> <endpoint> ...]
                                        unit words `call(s)`/`request(s)`/`run(s)` estimate by
@@ -42,10 +43,11 @@ _FILLER_RE = re.compile(
 )
 _CATEGORY_RE = re.compile(r"\b([a-z]+(?:-to-[a-z]+)+|training|llm|audio|video|3d)\b", re.IGNORECASE)
 _CALL_UNITS = {"call", "calls", "request", "requests", "run", "runs", "api", "generation", "generations"}
+_LIMIT_RE = re.compile(r"\b(?:limit|top|first)\s*[:=]?\s*(\d{1,4})\b", re.IGNORECASE)
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9][\w-]{5,}$")
 
 HELP_TEXT = """I am the offline planner: I understand these commands (join several with "then"):
-  search <query> [in <category>]        e.g. find text-to-image models, models for flux
+  search <query> [in <category>] [limit <n>]  e.g. find text-to-image models, search flux limit 30
   price <endpoint> [<endpoint> ...]     e.g. how much is fal-ai/flux/dev
   estimate <n> [images|calls] <endpoint>  e.g. estimate 10 images of fal-ai/flux/dev
   submit <endpoint> prompt "<text>" [key=value ...]   or: generate "<text>" with <endpoint>
@@ -210,8 +212,13 @@ def _estimate_step(step: str, body: str) -> Step:
 
 
 def _search_step(step: str, body: str) -> Step:
-    """search: a query, a category (`in <category>` or a `x-to-y` word), or both."""
+    """search: a query, a category (`in <category>` or a `x-to-y` word), or both; `limit <n>`
+    (or `top <n>`, `first <n>`) asks for that many rows (1-100; the tool's default is 20)."""
     args: dict[str, Any] = {}
+    lim = _LIMIT_RE.search(body)
+    if lim:
+        args["limit"] = max(1, min(100, int(lim.group(1))))
+        body = f"{body[:lim.start()]} {body[lim.end():]}".strip()
     m = re.search(r"\s+(?:in|under|from)\s+(?:the\s+)?(?:category\s+)?(\S+)(?:\s+category)?$", body, re.IGNORECASE)
     if m:
         args["category"] = m.group(1).lower()

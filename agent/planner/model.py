@@ -35,6 +35,21 @@ _ACTIONS = {
 }
 
 
+def _more_models(call: dict[str, Any], result: Any) -> list[str]:
+    """When a search returned one page of several: how many are shown, and how to ask for more
+    (the table's own hint names a cursor, which is for a model, not for a person)."""
+    page = getattr(result, "artifact", None)
+    models = page.get("models") if isinstance(page, dict) else None
+    if not isinstance(models, list) or not page.get("has_more"):
+        return []
+    asked = (call.get("args") or {}).get("limit")
+    more = min(100, max(2 * len(models), 50))
+    if isinstance(asked, int) and asked >= 100:
+        return [f"Showing {len(models)} models (the most one search returns); more match: narrow the query."]
+    return [f"Showing {len(models)} models; more match: add `limit {more}` to the search to see more "
+            "(at most 100)."]
+
+
 class OfflinePlanner(BaseChatModel):
     """A deterministic chat model for the offline mode: grammar in, tool calls out.
 
@@ -108,9 +123,11 @@ class OfflinePlanner(BaseChatModel):
                 action = _ACTIONS.get(call["name"], call["name"])
                 status = (" (rejected: not run)" if refs.is_rejected(result)
                           else " (failed)" if refs.is_error(result) else "")
-                # Lists (models, prices) are shown whole: the tool already bounds them.
-                limit = 4000 if call["name"] in _LISTS else 400
+                # Lists (models, prices) are shown whole: the tool already bounds them (100 rows).
+                limit = 16000 if call["name"] in _LISTS else 400
                 lines.append(f"{i}. I {action} with {call['name']}{status}:\n{refs.short(result, limit)}")
+                if call["name"] == "search_models" and not status:
+                    lines += _more_models(call, result)
         if stopped:
             remaining = len(steps) - len(done)
             lines.append(f"I stopped: {stopped}." + (f" {remaining} step(s) not run." if remaining > 0 else ""))
