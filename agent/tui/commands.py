@@ -119,7 +119,7 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
     ("export", "exports the transcript (Markdown)"),
 )
 FIXED_KEYS: tuple[tuple[str, str], ...] = (  # bound in the app itself, not configurable
-    ("pageup / pagedown", "scroll the chat"),
+    ("pageup / pagedown", "scrolls the chat"),
     ("ctrl+p", "opens the command palette"),
     ("ctrl+q", "quits (as do /quit and /exit)"),
 )
@@ -131,10 +131,13 @@ def help_markdown(keys: dict[str, str] | None = None) -> str:
     from agent.tui.keys import DEFAULT_KEYS
 
     keymap = {**DEFAULT_KEYS, **(keys or {})}
-    rows = "\n".join(f"| `{usage}` | {what} |" for usage, what in SLASH_HELP.values())
+    def cell(text: str) -> str:  # a `|` in a usage would end the table cell
+        return text.replace("|", "\\|")
+
+    rows = "\n".join(f"| `{cell(usage)}` | {cell(what)} |" for usage, what in SLASH_HELP.values())
     bound = [(" or ".join(k.strip() for k in keymap[name].split(",") if k.strip()), what)
              for name, what in KEY_HELP if keymap.get(name)]
-    key_rows = "\n".join(f"| `{key}` | {what} |" for key, what in [*bound, *FIXED_KEYS])
+    key_rows = "\n".join(f"| `{cell(key)}` | {cell(what)} |" for key, what in [*bound, *FIXED_KEYS])
     return (
         "**Slash commands** call a tool directly:\n\n| command | does |\n|---|---|\n" + rows
         + "\n\n**Keys** (rebind them under `[keys]` in the config file):\n\n"

@@ -3,8 +3,8 @@
 The model's answers are Markdown, but they also carry literal text: `<placeholders>` (which
 Markdown would take for HTML and drop), and JSON (whose `*`, `_` and line breaks Markdown
 would reinterpret). `as_markdown` keeps code as it is, puts JSON in fenced code blocks,
-escapes `<` elsewhere, and keeps single line breaks and runs of spaces (aligned columns,
-indented lines that are not list items).
+escapes `<` elsewhere, and keeps single line breaks. Indented lines laid out in columns (a
+help text) go in a plain code block: Markdown, and Textual's renderer, fold runs of spaces.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import re
 _FENCE = re.compile(r"^(```|~~~)")
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s")
-_SPACES = re.compile(r"(?<=\S)( {2,})(?=\S)")
-NBSP = "\u00a0"
+_ALIGNED = re.compile(r"^ {2,}\S.*?\S {2,}\S")
 
 
 def hard_breaks(text: str) -> str:
@@ -24,29 +23,19 @@ def hard_breaks(text: str) -> str:
     return text.replace("\n", "  \n")
 
 
-def _keep_indent(line: str) -> str:
-    """The indent of a line that is not a list item, as no-break spaces (Markdown drops it)."""
-    indent = len(line) - len(line.lstrip(" "))
-    if indent and line.strip() and not _LIST_ITEM.match(line):
-        return NBSP * indent + line[indent:]
-    return line
-
-
-def _prose(text: str) -> str:
-    """Text outside code: `<` escaped, runs of spaces kept (Markdown folds them into one,
-    and a help text loses its columns)."""
-    return _SPACES.sub(lambda m: NBSP * len(m.group(1)), text.replace("<", "\\<"))
+def _aligned(line: str) -> bool:
+    """An indented line with a gap of spaces inside (a column), and not a list item."""
+    return bool(_ALIGNED.match(line)) and not _LIST_ITEM.match(line)
 
 
 def _escape_prose(text: str) -> str:
-    """`<` escaped outside inline code spans, so no word is taken for an HTML tag; spaces
-    kept there too. Code spans stay as they are."""
+    """`<` escaped outside inline code spans, so no word is taken for an HTML tag."""
     out, last = [], 0
     for match in _CODE_SPAN.finditer(text):
-        out.append(_prose(text[last:match.start()]))
+        out.append(text[last:match.start()].replace("<", "\\<"))
         out.append(match.group(0))
         last = match.end()
-    out.append(_prose(text[last:]))
+    out.append(text[last:].replace("<", "\\<"))
     return "".join(out)
 
 
@@ -76,8 +65,7 @@ def as_markdown(text: str) -> str:
 
     def flush() -> None:
         if prose:
-            kept = "\n".join(_keep_indent(line) for line in prose)
-            out.append(hard_breaks(_escape_prose(kept)))
+            out.append(hard_breaks(_escape_prose("\n".join(prose))))
             prose.clear()
 
     i = 0
@@ -91,6 +79,16 @@ def as_markdown(text: str) -> str:
                 j += 1
             out.append("\n".join(lines[i:j + 1]))
             i = j + 1
+            continue
+        if _aligned(line):  # columns: verbatim in a plain block, as a terminal shows them
+            flush()
+            j = i
+            while j < len(lines) and _aligned(lines[j]):
+                j += 1
+            block = "\n".join(lines[i:j])
+            fence = "~~~" if "```" in block else "```"
+            out.append(f"{fence}text\n{block}\n{fence}")
+            i = j
             continue
         end = _json_block(lines, i)
         if end > 0:
