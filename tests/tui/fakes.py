@@ -171,9 +171,15 @@ class FakeRuntime:
         return FakeRunner(self.personas[name], self.transcript, f"session-{self.sessions}")
 
     def switch_persona(self, name: str) -> None:
+        """As agent.runtime.Runtime does: the same session goes on (spend, transcript session;
+        the conversation is the app's), recorded as a persona_switch row."""
         if name not in self.personas:
             raise KeyError(f"no persona {name}")
-        self.runner = self._runner(name)
+        old = self.runner
+        self.runner = FakeRunner(self.personas[name], self.transcript, old.session_id)
+        self.runner.spent_usd = old.spent_usd
+        self.runner.budget_left_usd = max(0.0, 5.0 - old.spent_usd)
+        self.transcript.add(old.session_id, "persona_switch", {"from": old.persona.name, "to": name})
 
     def new_session(self) -> None:
         self.runner = self._runner(self.runner.persona.name)

@@ -110,3 +110,17 @@ async def test_persona_switch_keeps_conversation_spend_latest_request_and_sessio
         await _turn(pilot, "/new")
         await wait_for(pilot, lambda: app.runtime.runner.session_id != session, what="new session")
         assert app.runtime.runner.spent_usd == 0
+
+
+async def test_fake_runtime_switch_follows_the_contract(factory):
+    """The fake the other TUI tests use switches like the real runtime (same session)."""
+    app = make_app(factory)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.personas, what="personas")
+        session = app.runtime.runner.session_id
+        app.runtime.runner.spent_usd = 0.5
+        await send(pilot, "/persona analyst")
+        await wait_for(pilot, lambda: app.header.persona == "analyst", what="switch")
+        assert app.runtime.runner.session_id == session and app.header.spent == 0.5
+        rows = [r for r in app.runtime.transcript.rows if r["kind"] == "persona_switch"]
+        assert rows and rows[-1]["data"] == {"from": "producer", "to": "analyst"}
