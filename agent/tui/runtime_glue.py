@@ -85,22 +85,34 @@ def mode_notice(runtime: Any, settings: Any) -> str:
 
 
 async def switch_persona(runtime: Any, factory: Any, settings: Any, name: str) -> Any:
-    """The runtime for persona `name`: switched in place when the runtime can, else rebuilt."""
+    """The runtime for persona `name`, going on in the same session: switched in place when
+    the runtime can (agent.runtime.Runtime.switch_persona carries the conversation, the spend
+    and the transcript session over), else rebuilt, with what the new runner can carry over
+    (`carry_over`: the conversation and the spend)."""
     switch = getattr(runtime, "switch_persona", None)
     if callable(switch):
         await maybe_await(switch(name))
         return runtime
-    await close(runtime)
-    return await build(factory, settings, name)
+    return await _rebuild(runtime, factory, settings, name, carry=True)
 
 
 async def new_session(runtime: Any, factory: Any, settings: Any) -> Any:
-    """A fresh conversation with the same persona."""
+    """A fresh conversation with the same persona (the one way to start over)."""
     fresh = getattr(runtime, "new_session", None)
     if callable(fresh):
         await maybe_await(fresh())
         return runtime
-    return await switch_persona(runtime, factory, settings, persona_name(runtime))
+    return await _rebuild(runtime, factory, settings, persona_name(runtime), carry=False)
+
+
+async def _rebuild(runtime: Any, factory: Any, settings: Any, name: str, *, carry: bool) -> Any:
+    old_runner = getattr(runtime, "runner", None)
+    await close(runtime)
+    built = await build(factory, settings, name)
+    carry_over = getattr(getattr(built, "runner", None), "carry_over", None)
+    if carry and old_runner is not None and callable(carry_over):
+        carry_over(old_runner)
+    return built
 
 
 async def close(runtime: Any) -> None:
