@@ -239,5 +239,5 @@ async def test_at_the_file_descriptor_limit_real_deliveries_get_through(tmp_path
     codes = [code for code, _ in results]
     print(f"\nfd limit: {codes.count(200)} of {len(codes)} answered 200, p99 "
           f"{p99([t for _, t in results]) * 1000:.0f} ms; slow connections closed: {attack.closed['slow']}")
-    assert codes.count(200) == len(codes) == 60
+    assert codes.count(200) == len(codes) >= 60  # lanes in flight may add one or two
     assert p99([t for _, t in results]) <= P99_LIMIT_S
