@@ -201,6 +201,8 @@ class FalPersonaApp(App):
         header.mode = glue.mode_label(rt, self.settings)
         header.spent = float(getattr(rt.runner, "spent_usd", 0.0) or 0.0)
         header.budget_left = getattr(rt.runner, "budget_left_usd", None)
+        gate = getattr(rt.runner, "gate", None)
+        header.budget = getattr(gate, "budget_usd", None) if gate is not None else None
         header.webhooks = webhook_header_label(rt)
 
     def _subscribe_webhooks(self) -> None:

@@ -21,13 +21,18 @@ class StatusHeader(Static):
     mode: reactive[str] = reactive("starting")
     spent: reactive[float] = reactive(0.0)
     budget_left: reactive[float | None] = reactive(None)
+    budget: reactive[float | None] = reactive(None)
+    """The persona's cap for the session; None: derived as spent + left (fakes give only that)."""
     busy: reactive[bool] = reactive(False)
     webhooks: reactive[str] = reactive("")
     """`on <url>` while the webhook listener runs; empty hides it."""
 
     def spend_text(self) -> str:
         """`spent $0.003 of $5.00` (no budget: `spent $0.003`)."""
-        budget = f" of {money(self.spent + self.budget_left)}" if self.budget_left is not None else ""
+        # The cap itself: after a switch to a persona with a smaller budget, spent can exceed it.
+        cap = self.budget if self.budget is not None else (
+            self.spent + self.budget_left if self.budget_left is not None else None)
+        budget = f" of {money(cap)}" if cap is not None else ""
         return f"spent {money(self.spent)}{budget}"
 
     def _variants(self) -> list[list[tuple[str, str]]]:
