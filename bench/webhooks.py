@@ -54,6 +54,14 @@ against libsodium's 36. The floor: bare is one event loop at ~31 us of CPU per r
 verified one adds ~36 us of Ed25519, ~2 us of parsing and ~5 us of storing, and the client's
 ~16 us comes out of the same 2 cores.
 
+Both servers run with the listener's limits (issue 12.3: header size/count, header, body and
+keep-alive timers, the connection cap and accept loop, check_head before the body). Measured
+side by side against the commit before them on a heavily shared machine (the servers got
+0.4-1.2 cores; other sessions' tests were running), 2 x 3 rounds x 20,000, interleaved:
+before 0.391 / 0.426, after 0.513 / 0.398, server CPU per request the same within the noise
+(bare 89-120 us vs 92-108, verified 240-290 vs 264-288). Neither side met 0.50 reliably on
+that machine; rerun on a quiet one.
+
 ``--workers N`` runs both servers as ``webhooks serve --workers N`` (the event loop verifies
 inline there). Measured earlier: N=2 gives bare ~35-37k/s and verified ~8.8k/s (16 lanes) or
 ~13.6k/s (64 lanes).
