@@ -232,7 +232,7 @@ async def test_tui_with_the_real_runtime_shows_the_webhook_in_jobs_and_chat(tmp_
 
         # Nobody polls or watches: the sandbox runs the job in real time, the app follows it, and
         # the listener's thread publishes the webhook, which the UI applies on its own loop.
-        await _until(pilot, lambda: row.status == "COMPLETED", "job completed on its own")
+        await _until(pilot, lambda: row.outcome == "completed", "job completed on its own, result fetched")
         assert row.result["images"][0]["url"]
         assert "1 image" in str(row.query_one(".job-result").content)
         await _until(pilot, lambda: f"webhook received: OK {EP} {rid}" in notices(), "chat notice")
