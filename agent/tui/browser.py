@@ -23,7 +23,6 @@ def marked_text(snippet: str, limit: int = 120) -> Text:
     inside = False
     shown = 0
     for piece in snippet.replace(MARK_CLOSE, MARK_OPEN).split(MARK_OPEN):
-        piece = " ".join(piece.split(" ")) if piece else piece
         if shown + len(piece) > limit:
             piece = piece[: max(0, limit - shown)] + "…"
         out.append(piece, style="bold reverse" if inside else "")
