@@ -13,7 +13,7 @@ import json
 import threading
 import weakref
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pydantic
@@ -30,7 +30,12 @@ from tools.fal.models import (
 )
 from tools.fal.retry import NOT_SENT, next_delay, parse_retry_after, retry_exception, retry_status
 from tools.fal.sse import stream_statuses
+from tools.fal.upload import Source, UploadedFile, Uploader
+from tools.fal.files import Lifecycle
 from tools.fal.urls import parse_endpoint_id, request_url, submit_url
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tools.fal.inputschema import InputSchema, SchemaCache, SchemaUnavailable
 
 _LOGS_ON = {"logs": "1"}
 _NO_RETRY_ON_RESULT = frozenset({401, 403, 404, 408, 409, 429, 502, 503, 504})
@@ -55,6 +60,10 @@ class FalClient:
         self._api = self.config.api_base_url.rstrip("/")
         key = self.config.key.get_secret_value() if self.config.key is not None else ""
         self._secrets: tuple[str, ...] = (key,) if key else ()
+        self._base_secrets = self._secrets
+        self._extra_secrets: tuple[str, ...] = ()
+        self._uploader: Uploader | None = None
+        self._schemas: SchemaCache | None = None
         self._default_headers = {"Authorization": f"Key {key}"} if key else {}
         c = self.config
         self._timeout = httpx.Timeout(connect=c.connect_timeout_s, read=c.read_timeout_s,
@@ -63,6 +72,13 @@ class FalClient:
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary())
         self._current: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
+
+    def _remember_secret(self, secret: str) -> None:
+        """Scrub `secret` (an upload token) from errors too; the last few are kept."""
+        with self._lock:
+            if secret and secret not in self._extra_secrets:
+                self._extra_secrets = (self._extra_secrets + (secret,))[-4:]
+                self._secrets = self._base_secrets + self._extra_secrets
 
     def __repr__(self) -> str:
         return (f"FalClient(queue={self._queue!r}, api={self._api!r}, "
@@ -106,13 +122,15 @@ class FalClient:
     async def _send(self, method: str, url: str, *, params: Any = None, content: Any = None,
                     headers: dict[str, str] | None = None, submit: bool = False,
                     accept: frozenset[int] = frozenset(), auth: bool = True,
-                    deadline_s: float | None = None, about: str | None = None) -> httpx.Response:
+                    deadline_s: float | None = None, about: str | None = None,
+                    retry_also: frozenset[int] = frozenset()) -> httpx.Response:
         """One call with retries. `about`: the request id asked about, which every error names
-        (an error response's own `x-fal-request-id` can be another id)."""
+        (an error response's own `x-fal-request-id` can be another id). `retry_also`: more
+        statuses to retry, for calls safe to repeat on them (an upload part on a 500)."""
         try:
             return await self._send_once(method, url, params=params, content=content,
                                          headers=headers, submit=submit, accept=accept, auth=auth,
-                                         deadline_s=deadline_s)
+                                         deadline_s=deadline_s, retry_also=retry_also)
         except E.FalError as exc:
             if about:
                 exc.request_id = about
@@ -120,7 +138,8 @@ class FalClient:
 
     async def _send_once(self, method: str, url: str, *, params: Any, content: Any,
                          headers: dict[str, str] | None, submit: bool, accept: frozenset[int],
-                         auth: bool, deadline_s: float | None) -> httpx.Response:
+                         auth: bool, deadline_s: float | None,
+                         retry_also: frozenset[int] = frozenset()) -> httpx.Response:
         http = self._http()
         loop = asyncio.get_running_loop()
         budget = self.config.deadline_s if deadline_s is None else deadline_s
@@ -152,7 +171,7 @@ class FalClient:
                     return resp
                 err = error_from_response(code, resp.headers, resp.content, secrets=self._secrets)
                 cause = httpx.HTTPStatusError(err.message, request=resp.request, response=resp)
-                if not retry_status(code, resp.headers, submit=submit):
+                if not (retry_status(code, resp.headers, submit=submit) or code in retry_also):
                     raise err from cause
                 retry_after = parse_retry_after(resp.headers.get("retry-after"))
             delay = next_delay(attempt, end - loop.time(), retry_after_s=retry_after,
@@ -307,6 +326,51 @@ class FalClient:
         resp = await self._send("POST", self._api + "/models/pricing/estimate", content=body,
                                 headers={"Content-Type": "application/json"})
         return self._model(EstimateResponse, resp)
+
+    # -- uploads and input schemas (tools.fal.upload, tools.fal.inputschema) ----------------
+
+    @property
+    def uploader(self) -> Uploader:
+        """The upload machinery (holds the cached storage token)."""
+        if self._uploader is None:
+            with self._lock:
+                if self._uploader is None:
+                    self._uploader = Uploader(self)
+        return self._uploader
+
+    async def upload(self, source: Source, *, file_name: str | None = None,
+                     content_type: str | None = None,
+                     lifecycle: Lifecycle | None = None) -> UploadedFile:
+        """Upload a local file (a path) or bytes to fal's CDN; the answer holds its URL.
+
+        Files up to 100 MiB go in one request, larger ones in 10 MiB parts. `lifecycle`: a
+        preset (never, immediate, 1h, 1d, 7d, 30d, 1y) or seconds > 0. UploadFileError
+        (missing, a directory, unreadable, empty, over FAL_UPLOAD_MAX_BYTES) before sending.
+        """
+        return await self.uploader.upload(source, file_name=file_name,
+                                          content_type=content_type, lifecycle=lifecycle)
+
+    @property
+    def schemas(self) -> SchemaCache:
+        """Per-endpoint input schemas, cached for FAL_SCHEMA_TTL_S."""
+        if self._schemas is None:
+            from tools.fal.inputschema import SchemaCache
+
+            with self._lock:
+                if self._schemas is None:
+                    self._schemas = SchemaCache(self, ttl_s=self.config.schema_ttl_s)
+        return self._schemas
+
+    async def input_schema(self, endpoint_id: str) -> InputSchema | SchemaUnavailable:
+        """The endpoint's input schema, or SchemaUnavailable (with a reason) when none can be had."""
+        return await self.schemas.get(endpoint_id)
+
+    async def check_arguments(self, endpoint_id: str,
+                              arguments: dict[str, Any]) -> InputSchema | SchemaUnavailable:
+        """Check submit arguments against the endpoint's schema: ArgumentsInvalid naming each
+        field at fault; the schema (defaults, media fields) when they pass; SchemaUnavailable
+        when there is no schema to check against (the submit may still go ahead)."""
+        return await self.schemas.check(endpoint_id, arguments)
 
     async def jwks(self) -> Jwks:
         """The public keys fal signs webhooks with (fetched without the API key)."""

@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_QUEUE_BASE_URL = "https://queue.fal.run"
 DEFAULT_API_BASE_URL = "https://api.fal.ai/v1"
 DEFAULT_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+DEFAULT_REST_BASE_URL = "https://rest.fal.ai"
+DEFAULT_CDN_BASE_URL = "https://v3.fal.media"
+GIB = 1024 ** 3
 
 
 def clean_secret(variable: str, value: Any) -> Any:
@@ -58,6 +61,19 @@ class FalConfig(BaseSettings):
     """Base URL of the platform API v1 (models, pricing, estimate)."""
     jwks_url: str = Field(default=DEFAULT_JWKS_URL, alias="FAL_JWKS_URL")
     """Where the webhook-signing public keys are published."""
+    rest_base_url: str = Field(default=DEFAULT_REST_BASE_URL, alias="FAL_REST_BASE_URL")
+    """Base URL of fal's REST API, where upload tokens come from (shared/fal-api.md 3.6)."""
+    cdn_base_url: str = Field(default=DEFAULT_CDN_BASE_URL, alias="FAL_CDN_BASE_URL")
+    """Base URL of fal's CDN, which takes single-request uploads (files up to 100 MiB)."""
+    upload_max_bytes: int = Field(default=GIB, alias="FAL_UPLOAD_MAX_BYTES", gt=0)
+    """Largest file `upload` accepts (default 1 GiB); bigger ones are refused before sending."""
+    upload_concurrency: int = Field(default=4, alias="FAL_UPLOAD_CONCURRENCY", ge=1, le=10)
+    """Parts of a multipart upload in flight at once (1-10; each holds 10 MiB in memory)."""
+    upload_min_rate_bps: float = Field(default=256 * 1024, alias="FAL_UPLOAD_MIN_RATE_BPS", gt=0)
+    """Slowest upload rate (bytes/s) waited for: a request carrying N bytes may take
+    FAL_DEADLINE_S + N / this, retries included, before it is given up."""
+    schema_ttl_s: float = Field(default=600.0, alias="FAL_SCHEMA_TTL_S", ge=0)
+    """Seconds an endpoint's input schema is reused before it is fetched again (0: every time)."""
     connect_timeout_s: float = Field(default=5.0, alias="FAL_CONNECT_TIMEOUT_S", gt=0)
     """Seconds to wait for a TCP/TLS connection."""
     read_timeout_s: float = Field(default=30.0, alias="FAL_READ_TIMEOUT_S", gt=0)

@@ -5,6 +5,13 @@
     FalError                      status, fal_error_type, request_id, message (+ hint)
     ├── InputError                refused before sending: bad endpoint id, empty request id,
     │                             negative quantity, unknown estimate type, bad priority...
+    │   ├── ArgumentsInvalid      submit arguments break the endpoint's input schema
+    │   │                         (``problems``: one line per field, fit for the model)
+    │   └── UploadFileError       the local file to upload cannot be sent:
+    │       ├── FileMissingError      no such file
+    │       ├── NotAFileError         a directory (or other non-regular file)
+    │       ├── FileUnreadableError   no permission, or reading it failed
+    │       └── FileTooLargeError     larger than FAL_UPLOAD_MAX_BYTES
     ├── AuthError                 401: missing or wrong FAL_KEY
     │   ├── ForbiddenError        403: the key may not do this
     │   │   └── LockedAccountError  403 "User is locked" (exhausted balance, admin lock)
@@ -19,6 +26,13 @@
     │                             the request may exist (and be billed); never "retry"
     └── RequestFailedError        the request ran and COMPLETED, but its result is an error
                                   (fal replays the model's status and body, e.g. 422 detail)
+
+An upload that fal refuses or that fails on the way raises the same classes as any other call
+(AuthError for a refused token, ServerError for a part that kept failing, ...), with the step
+(token, upload, part n/N, complete) named in the message.
+
+A missing input schema is not an error either: :mod:`tools.fal.inputschema` answers
+``SchemaUnavailable`` (with a reason) so a caller can still submit without the check.
 
 Cancelling is not an error tree of its own: ``FalClient.cancel`` returns a
 :class:`tools.fal.models.CancelResult` whose ``outcome`` is ``requested``,
@@ -77,6 +91,63 @@ class InputError(FalError, ValueError):
     """The arguments were refused locally; nothing was sent to fal.ai."""
 
     hint = "Fix the argument named in the message; nothing was sent."
+
+
+class ArgumentsInvalid(InputError):
+    """Submit arguments that break the endpoint's input schema; nothing was sent.
+
+    ``problems`` holds one readable line per field at fault (unknown, missing, wrong type,
+    value not allowed), each naming the field, the expected type and the allowed values.
+    """
+
+    hint = "Fix each field listed (the schema's own names, types and values), then submit again."
+
+    def __init__(self, message: str, *, problems: list[str] | None = None,
+                 **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.problems: list[str] = list(problems or [])
+        if self.detail is None:
+            self.detail = self.problems
+
+
+class UploadFileError(InputError):
+    """The local file to upload cannot be sent; ``path`` names it. Nothing was sent."""
+
+    hint = "Check the path (an existing, readable regular file) and try again."
+
+    def __init__(self, message: str, *, path: str | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.path = path
+
+
+class FileMissingError(UploadFileError):
+    """There is no file at that path."""
+
+    hint = "Check the spelling of the path, or give it in full (e.g. /home/me/photo.png)."
+
+
+class NotAFileError(UploadFileError):
+    """The path is a directory or another non-regular file (a device, a pipe)."""
+
+    hint = "Give the path of one file, not a folder; upload files one at a time."
+
+
+class FileUnreadableError(UploadFileError):
+    """The file exists but cannot be read (permissions, an I/O error)."""
+
+    hint = "Check the file's permissions (it must be readable by this user)."
+
+
+class FileTooLargeError(UploadFileError):
+    """The file is larger than the configured limit (``limit_bytes``)."""
+
+    hint = "Upload a smaller file, or raise FAL_UPLOAD_MAX_BYTES if the model takes it."
+
+    def __init__(self, message: str, *, size: int | None = None,
+                 limit_bytes: int | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.size = size
+        self.limit_bytes = limit_bytes
 
 
 class AuthError(FalError):
