@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent import locations
-from agent.toolnames import ALL_TOOLS, GUARDED_TOOLS
+from agent.core.toolnames import ALL_TOOLS, GUARDED_TOOLS
 
 _NAME_RE = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 

@@ -50,12 +50,12 @@ async def main(rounds: int) -> None:
     from langchain.agents import create_agent
     from langchain_core.messages import HumanMessage
 
-    from agent.events import TurnEnd
-    from agent.models import make_model
+    from agent.core.events import TurnEnd
+    from agent.core.models import make_model
     from agent.personas import load_personas
-    from agent.runner import AgentRunner
+    from agent.core.runner import AgentRunner
     from agent.settings import Settings
-    from agent.transcript import TranscriptStore
+    from agent.transcript.store import TranscriptStore
 
     tmp = tempfile.mkdtemp(prefix="bench-agent-")
     os.environ["FAL_PERSONA_HOME"] = tmp

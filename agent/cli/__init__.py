@@ -11,11 +11,11 @@ from collections.abc import Sequence
 # subcommand -> "module:function"; each function takes the parsed args and returns an exit code.
 HANDLERS = {
     "tui": "agent.tui.app:run",
-    "ask": "agent.commands.ask:run",
-    "logs": "agent.commands.logs:run",
-    "sandbox": "agent.commands.sandbox_cmd:run",
-    "webhooks": "agent.triggers.cli:run_webhooks",
-    "schedules": "agent.triggers.cli:run_schedules",
+    "ask": "agent.cli.ask:run",
+    "logs": "agent.cli.logs:run",
+    "sandbox": "agent.cli.sandbox_cmd:run",
+    "webhooks": "agent.cli.webhooks:run_webhooks",
+    "schedules": "agent.cli.webhooks:run_schedules",
 }
 
 
@@ -147,11 +147,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fal-persona: {settings_error_text(exc)}", file=sys.stderr)
         return 2
     return int(code or 0)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    # Re-import under the package name so `CliError` raised by handlers (which import
-    # `agent.cli`) is the same class this entry point catches.
-    from agent.cli import main as _main
-
-    sys.exit(_main())

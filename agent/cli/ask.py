@@ -20,12 +20,12 @@ import sys
 from typing import Any
 
 from agent.cli import CliError
-from agent.events import ApprovalRequest, Decision, ErrorEvent, ToolEnd, ToolStart, TurnEnd
+from agent.core.events import ApprovalRequest, Decision, ErrorEvent, ToolEnd, ToolStart, TurnEnd
 
 
 def _show(request: ApprovalRequest) -> str:
     """The approval prompt's description of a call: for a submit, what this call costs."""
-    from agent.gate import money
+    from agent.core.gate import money
 
     lines = [f"Approve {request.kind} tool {request.name}?", f"  args: {json.dumps(request.args, default=str)}"]
     if request.name == "submit_queue_request":
@@ -254,7 +254,7 @@ async def _run(args: Any) -> int:
     from pydantic import ValidationError
 
     from agent.redact import redact_text
-    from agent.runtime import build_runtime
+    from agent.core.runtime import build_runtime
     from agent.settings import Settings
     from tools.fal.config import settings_error_text
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from agent import locations, userconfig
 from agent.cli import CliError
-from agent.transcript import TranscriptError, TranscriptStore
-from agent.transcript_render import summary_line
+from agent.transcript.store import TranscriptError, TranscriptStore
+from agent.transcript.render import summary_line
 
 
 def _clean(value: object) -> str:

@@ -14,8 +14,8 @@ from uuid import UUID
 from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.messages import BaseMessage
 
-from agent.events import Token, ToolProgress
-from agent.turnlog import TurnLog
+from agent.core.events import Token, ToolProgress
+from agent.core.turnlog import TurnLog
 
 PROGRESS_EVENT = "fal_queue_status"
 

@@ -55,7 +55,7 @@ class ApprovalRequest:
     For a submit, `estimate_usd` is the cost of *this* call (None: cost unknown), reckoned as
     `cost_basis` says from the endpoint's `unit_price_usd` per `unit` (and `per_call_usd`, fal's
     typical price of one call, when the arguments do not say the quantity). The price fields
-    let a UI re-price edited arguments with `agent.gate.call_cost`."""
+    let a UI re-price edited arguments with `agent.core.gate.call_cost`."""
 
     call_id: str
     name: str

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.toolnames import TOOL_KIND
+from agent.core.toolnames import TOOL_KIND
 
 SUBMIT = "submit_queue_request"
 ESTIMATE = "estimate_pricing"

@@ -19,11 +19,11 @@ from typing import Any
 from langchain_core.messages import ToolMessage
 from langgraph.errors import GraphBubbleUp
 
-from agent.events import ApprovalRequest, Decision, ToolEnd, ToolStart
-from agent.gate import ESTIMATE, CallCost, ToolGate
+from agent.core.events import ApprovalRequest, Decision, ToolEnd, ToolStart
+from agent.core.gate import ESTIMATE, CallCost, ToolGate
 from agent.planner.refs import estimate_total
 from agent.redact import redact_text
-from agent.turnlog import TurnLog
+from agent.core.turnlog import TurnLog
 
 Decide = Callable[[ApprovalRequest], Awaitable[Decision]]
 Execute = Callable[[dict[str, Any]], Awaitable[ToolMessage]]

@@ -17,10 +17,10 @@ from langchain.agents.middleware import AgentMiddleware, hook_config
 from langchain_core.messages import AIMessage, ToolMessage
 from langgraph.types import interrupt
 
-from agent.events import ApprovalRequest, Decision, ToolEnd, ToolStart
-from agent.gate import ToolGate
-from agent.guarded import guarded_call
-from agent.turnlog import TurnLog
+from agent.core.events import ApprovalRequest, Decision, ToolEnd, ToolStart
+from agent.core.gate import ToolGate
+from agent.core.guard import guarded_call
+from agent.core.turnlog import TurnLog
 
 
 def decision_from(raw: Any) -> Decision:

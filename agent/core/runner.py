@@ -15,10 +15,10 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from agent.events import ApprovalRequest, Decision, ErrorEvent, Event, Token, TurnEnd
-from agent.gate import Price, ToolGate, call_quantity
+from agent.core.events import ApprovalRequest, Decision, ErrorEvent, Event, Token, TurnEnd
+from agent.core.gate import Price, ToolGate, call_quantity
 from agent.redact import redact_text
-from agent.turnlog import TurnLog
+from agent.core.turnlog import TurnLog
 
 Approver = Callable[[ApprovalRequest], Awaitable[Decision]]
 _DONE = object()
@@ -43,8 +43,8 @@ class AgentRunner:
     def __init__(self, settings: Any, persona: Any, tools: list[Any], transcript: Any = None,
                  model: Any = None, session_id: str | None = None, *, user: str | None = None,
                  source: str = "tui", webhooks: Any = None) -> None:
-        from agent.callbacks import TurnCallbacks
-        from agent.models import make_model, model_name_for
+        from agent.core.callbacks import TurnCallbacks
+        from agent.core.models import make_model, model_name_for
 
         self.settings = settings
         self.persona = persona
@@ -125,7 +125,7 @@ class AgentRunner:
             from langchain.agents.middleware import ModelCallLimitMiddleware, ToolCallLimitMiddleware
             from langgraph.checkpoint.memory import InMemorySaver
 
-            from agent.middleware import GuardMiddleware, MalformedCallMiddleware
+            from agent.core.middleware import GuardMiddleware, MalformedCallMiddleware
 
             self._graph = create_agent(
                 self.model, self.tools, system_prompt=self.persona.system_prompt,
@@ -279,7 +279,7 @@ class AgentRunner:
         from langchain_core.messages import AIMessage, ToolMessage
         from pydantic import ValidationError
 
-        from agent.guarded import guarded_call
+        from agent.core.guard import guarded_call
 
         call = {"name": name, "args": args, "id": f"slash_{uuid.uuid4().hex[:12]}", "type": "tool_call"}
         self.log.record("user_prompt", {"text": f"/{name} {json.dumps(args, default=str)}", "slash": True})

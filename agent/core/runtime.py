@@ -70,7 +70,7 @@ class Runtime:
         covers all of it) and the money spent so far carry over; the new persona's scope and
         budget apply from here on. The transcript records the switch."""
         from agent.personas import get_persona
-        from agent.runner import AgentRunner
+        from agent.core.runner import AgentRunner
 
         persona = get_persona(name, self.personas)
         old = self.runner
@@ -86,7 +86,7 @@ class Runtime:
 
     def new_session(self) -> Any:
         """A fresh conversation (a new transcript session) with the current persona."""
-        from agent.runner import AgentRunner
+        from agent.core.runner import AgentRunner
 
         self.runner = AgentRunner(self.settings, self.runner.persona, self.tools,
                                   transcript=self.transcript, user=self.user, source=self.source,
@@ -119,8 +119,8 @@ def build_runtime(settings: Any, persona_name: str | None = None, *, source: str
     """Start the sandbox if no fal.ai settings are given, then build client, tools, model,
     transcript and runner for `persona_name` (default: `settings.persona`)."""
     from agent.personas import get_persona, load_personas
-    from agent.runner import AgentRunner
-    from agent.transcript import TranscriptStore
+    from agent.core.runner import AgentRunner
+    from agent.transcript.store import TranscriptStore
     # tools.catalog, not the package root: an editable install seen from another directory
     # can load `tools` as a namespace package, skipping its __init__.
     from tools.catalog import build_fal_tools

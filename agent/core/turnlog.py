@@ -112,7 +112,7 @@ class TurnLog:
 
     def _failed(self, exc: BaseException) -> Any:
         """Stop recording for this turn; the ErrorEvent that says so."""
-        from agent.events import ErrorEvent
+        from agent.core.events import ErrorEvent
 
         self._broken = True
         self._rows.clear()

@@ -75,7 +75,7 @@ def m003_append_only(db: sqlite3.Connection) -> None:
 @migration
 def m004_deferred_fts_index(db: sqlite3.Connection) -> None:
     # Events are indexed for search in batches after they are committed (see
-    # agent/transcript_sql.py); the trigger notes each new event until then, whoever writes it.
+    # agent/transcript/sql.py); the trigger notes each new event until then, whoever writes it.
     # Events before this migration were indexed as they were written.
     db.execute("CREATE TABLE fts_pending (id INTEGER PRIMARY KEY)")
     db.execute(

@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from agent.redact import Redactor
-from agent.transcript_render import encode, search_text
+from agent.transcript.render import encode, search_text
 
 # (session_id, ts, kind, user, persona, duration_s, ref, data-json)
 Row = tuple[str, float, str, str | None, str | None, float | None, str | None, str]

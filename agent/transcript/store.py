@@ -5,12 +5,12 @@ Properties the rest of the app relies on:
 * append-only: triggers make any UPDATE or DELETE of a session or event fail;
 * durable: `record()` returns only once its row is committed (WAL mode), so a `kill -9`
   loses nothing it returned for. Callers that record many rows (the runner, through
-  agent/turnlog.py) `prepare()` each row at once (validated, redacted, a snapshot) and
+  agent/core/turnlog.py) `prepare()` each row at once (validated, redacted, a snapshot) and
   `write()` several in one commit, before the UI shows anything they record;
 * redacted: secrets (env and `.env` keys, credential shapes) are masked before writing;
 * searchable: an FTS5 index over each event's kind and text (a model_request indexes only its
   model); user queries are quoted, so no input can be an FTS syntax error. Indexing lags
-  the commit and is done in batches (agent/transcript_sql.py); every search first indexes
+  the commit and is done in batches (agent/transcript/sql.py); every search first indexes
   whatever waits, so it sees every committed event;
 * thread-safe: one connection, opened on first use, guarded by a lock.
 
@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agent import locations, userconfig
-from agent.migrations import migrate
+from agent.transcript.migrations import migrate
 from agent.redact import Redactor, env_secrets, settings_secrets
-from agent.transcript_render import iso, to_jsonl, to_markdown
-from agent.transcript_sql import Row, SessionRow, encode_data, index_pending, write_rows
+from agent.transcript.render import iso, to_jsonl, to_markdown
+from agent.transcript.sql import Row, SessionRow, encode_data, index_pending, write_rows
 
 KINDS = frozenset({
     "user_prompt", "model_request", "model_response", "tool_call", "tool_progress",

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import locations
-from agent.toolnames import TOOL_KIND
+from agent.core.toolnames import TOOL_KIND
 from agent.triggers.media import MediaError, save_media
 from agent.triggers.rules import Action, fill
 
@@ -190,9 +190,9 @@ class ActionExecutor:
 
         Spending and cancelling tools are rejected unless the rule says approve_spend.
         """
-        from agent.events import Decision, ErrorEvent, TurnEnd
+        from agent.core.events import Decision, ErrorEvent, TurnEnd
         from agent.personas import get_persona, load_personas
-        from agent.runner import AgentRunner
+        from agent.core.runner import AgentRunner
         from agent.settings import Settings
 
         async def approver(request: Any) -> Decision:

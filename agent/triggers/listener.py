@@ -60,7 +60,7 @@ def open_transcript(settings: Settings) -> Any:
     if settings.no_log:
         return None
     try:
-        from agent.transcript import TranscriptStore
+        from agent.transcript.store import TranscriptStore
     except ImportError:
         return None
     return TranscriptStore()

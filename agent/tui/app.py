@@ -334,7 +334,7 @@ class FalPersonaApp(App):
                         name=f"follow {request_id}")
 
     async def _follow(self, client: Any, endpoint_id: str, request_id: str) -> None:
-        from agent.follow import JobOutcome, follow_job
+        from agent.core.follow import JobOutcome, follow_job
         from agent.tui.progress import job_update
         from agent.tui.turn import preview_once, result_summary
 

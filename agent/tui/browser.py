@@ -14,7 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
-MARK_OPEN, MARK_CLOSE = "\x02", "\x03"  # as agent.transcript marks matches (not imported: heavy)
+MARK_OPEN, MARK_CLOSE = "\x02", "\x03"  # as agent.transcript.store marks matches (not imported: heavy)
 
 
 def marked_text(snippet: str, limit: int = 120) -> Text:

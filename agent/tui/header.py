@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from agent.gate import money
+from agent.core.gate import money
 
 
 class StatusHeader(Static):

@@ -1,7 +1,7 @@
 """The app's side of the runtime seam: building it, reading it, switching personas, export.
 
 Everything here tolerates a runtime that lacks optional attributes, so the fake in the tests
-and the real `agent.runtime.Runtime` can both drive the app.
+and the real `agent.core.runtime.Runtime` can both drive the app.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ async def build(factory: Any, settings: Any, persona: str | None) -> Any:
 
 def default_factory(settings: Any, persona: str | None) -> Any:
     """The real runtime (imported here, after the first paint: it pulls in LangChain)."""
-    from agent.runtime import build_runtime
+    from agent.core.runtime import build_runtime
 
     return build_runtime(settings, persona_name=persona)
 
@@ -86,7 +86,7 @@ def mode_notice(runtime: Any, settings: Any) -> str:
 
 async def switch_persona(runtime: Any, factory: Any, settings: Any, name: str) -> Any:
     """The runtime for persona `name`, going on in the same session: switched in place when
-    the runtime can (agent.runtime.Runtime.switch_persona carries the conversation, the spend
+    the runtime can (agent.core.runtime.Runtime.switch_persona carries the conversation, the spend
     and the transcript session over), else rebuilt, with what the new runner can carry over
     (`carry_over`: the conversation and the spend)."""
     switch = getattr(runtime, "switch_persona", None)

@@ -12,8 +12,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
-from agent.events import ApprovalRequest, Decision
-from agent.gate import Price, call_cost, money  # noqa: F401 - money: one formatter for every screen
+from agent.core.events import ApprovalRequest, Decision
+from agent.core.gate import Price, call_cost, money  # noqa: F401 - money: one formatter for every screen
 
 
 def parse_args_json(text: str) -> dict[str, Any]:

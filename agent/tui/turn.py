@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agent.events import ApprovalRequest, ErrorEvent, Token, ToolEnd, ToolProgress, ToolStart, TurnEnd
+from agent.core.events import ApprovalRequest, ErrorEvent, Token, ToolEnd, ToolProgress, ToolStart, TurnEnd
 from agent.tui.chat import AnswerMessage, ChatView, ErrorMessage, NoticeMessage
 from agent.tui.jobs import JobsPanel
 from agent.tui.progress import JobUpdate, job_update, log_messages

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.events import Decision
+from agent.core.events import Decision
 from agent.personas import load_personas
-from agent.transcript import TranscriptStore
+from agent.transcript.store import TranscriptStore
 from agent_fakes import FakeFal, build_fake_tools
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
-from agent.transcript import TranscriptStore
+from agent.transcript.store import TranscriptStore
 from scripted_openai import ScriptedOpenAI, call, calls, text
 
 pytest.importorskip("sandbox.server")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
-from agent.commands import ask
+from agent.cli import ask
 from scripted_openai import ScriptedOpenAI, call, calls, text
 
 pytest.importorskip("sandbox.server")

@@ -12,7 +12,7 @@ import pytest
 
 from agent import locations, userconfig
 from agent.cli import main
-from agent.transcript import TranscriptStore
+from agent.transcript.store import TranscriptStore
 
 SCRIPT = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "fal-persona"
 

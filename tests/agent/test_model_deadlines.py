@@ -8,8 +8,8 @@ import pytest
 from agent_support import fal, fake_tools, personas  # noqa: F401 - fixtures
 from scripted_openai import ScriptedOpenAI, text
 
-from agent.events import ErrorEvent, Token, TurnEnd
-from agent.runner import AgentRunner
+from agent.core.events import ErrorEvent, Token, TurnEnd
+from agent.core.runner import AgentRunner
 from agent.settings import Settings
 
 

@@ -7,7 +7,7 @@ import openai
 import pytest
 from langchain_openai.chat_models.base import OpenAIConnectionError
 
-from agent.runner import _failure_message
+from agent.core.runner import _failure_message
 from agent.settings import Settings
 
 

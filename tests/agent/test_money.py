@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from agent.commands.ask import _show
-from agent.events import ApprovalRequest, Decision
-from agent.gate import CallCost, Price, ToolGate, call_cost, money
-from agent.runner import AgentRunner
+from agent.cli.ask import _show
+from agent.core.events import ApprovalRequest, Decision
+from agent.core.gate import CallCost, Price, ToolGate, call_cost, money
+from agent.core.runner import AgentRunner
 from agent.settings import Settings
 from agent_support import Approver, approve, fal, fake_tools, personas, transcript  # noqa: F401
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from agent_support import approve, fal, fake_tools, personas, transcript  # noqa: F401 - fixtures
 
-from agent.events import ToolEnd
-from agent.runner import AgentRunner
-from agent.runtime import Runtime
+from agent.core.events import ToolEnd
+from agent.core.runner import AgentRunner
+from agent.core.runtime import Runtime
 from agent.settings import Settings
 
 EP = "fal-ai/flux/dev"

@@ -8,7 +8,7 @@ import pytest
 
 from agent import locations
 from agent.personas import Persona, PersonaError, get_persona, load_persona_file, load_personas
-from agent.toolnames import ALL_TOOLS, GUARDED_TOOLS, TOOL_KIND
+from agent.core.toolnames import ALL_TOOLS, GUARDED_TOOLS, TOOL_KIND
 
 GOOD = """
 description = "test persona"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
-from agent.events import ToolEnd, TurnEnd
+from agent.core.events import ToolEnd, TurnEnd
 from agent.planner import GrammarError, OfflinePlanner, parse
 from agent.planner.grammar import split_steps
-from agent.runner import AgentRunner
+from agent.core.runner import AgentRunner
 from agent.settings import Settings
 from agent_support import approve, fal, fake_tools, personas  # noqa: F401
 

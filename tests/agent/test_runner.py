@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from agent.events import ApprovalRequest, Decision, ErrorEvent, Token, ToolEnd, ToolProgress, ToolStart, TurnEnd
-from agent.runner import AgentRunner
+from agent.core.events import ApprovalRequest, Decision, ErrorEvent, Token, ToolEnd, ToolProgress, ToolStart, TurnEnd
+from agent.core.runner import AgentRunner
 from agent.settings import Settings
 from agent_support import Approver, approve, fal, fake_tools, personas, reject, transcript  # noqa: F401
 from scripted_openai import ScriptedOpenAI, call, calls, text

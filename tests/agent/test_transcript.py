@@ -15,9 +15,9 @@ import time
 import pytest
 
 from agent import locations, userconfig
-from agent.migrations import MIGRATIONS
+from agent.transcript.migrations import MIGRATIONS
 from agent.redact import MASK
-from agent.transcript import KINDS, TranscriptError, TranscriptStore
+from agent.transcript.store import KINDS, TranscriptError, TranscriptStore
 
 WHO = {"user": "alice", "persona": "producer"}
 
@@ -255,7 +255,7 @@ def test_two_stores_on_one_file_interleave(store):
 
 WRITER = textwrap.dedent("""
     import sys
-    from agent.transcript import TranscriptStore
+    from agent.transcript.store import TranscriptStore
     store = TranscriptStore()
     sid = store.new_session("crash", "producer", source="test")
     i = 0

@@ -15,11 +15,11 @@ import pytest
 from pydantic import SecretStr
 
 from agent import locations
-from agent.migrations import MIGRATIONS, applied
+from agent.transcript.migrations import MIGRATIONS, applied
 from agent.redact import MASK, Redactor
-from agent.transcript import TranscriptStore
-from agent.transcript_render import encode
-from agent.transcript_sql import encode_data
+from agent.transcript.store import TranscriptStore
+from agent.transcript.render import encode
+from agent.transcript.sql import encode_data
 
 WHO = {"user": "alice", "persona": "producer"}
 FAL = "keyid-1234:very-secret-value"
@@ -125,7 +125,7 @@ def test_search_sees_rows_that_are_not_indexed_yet(store):
 
 
 def test_a_batch_of_rows_gets_indexed_without_a_search(store):
-    from agent.transcript import FTS_BATCH
+    from agent.transcript.store import FTS_BATCH
 
     rows = [store.prepare("s", "tool_progress", {"i": i}, **WHO) for i in range(FTS_BATCH)]
     store.write(rows)
@@ -172,7 +172,7 @@ def test_upgrade_from_per_event_notes_loses_no_search_hit():
 
 
 WRITER = textwrap.dedent("""
-    from agent.transcript import TranscriptStore
+    from agent.transcript.store import TranscriptStore
     store = TranscriptStore()
     i = 0
     while True:

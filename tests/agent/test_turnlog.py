@@ -9,12 +9,12 @@ import time
 
 import pytest
 
-import agent.turnlog as turnlog
-from agent.events import ApprovalRequest, ErrorEvent, Token, ToolEnd, ToolStart, TurnEnd
-from agent.runner import AgentRunner
+import agent.core.turnlog as turnlog
+from agent.core.events import ApprovalRequest, ErrorEvent, Token, ToolEnd, ToolStart, TurnEnd
+from agent.core.runner import AgentRunner
 from agent.settings import Settings
-from agent.transcript import TranscriptStore
-from agent.turnlog import TurnLog
+from agent.transcript.store import TranscriptStore
+from agent.core.turnlog import TurnLog
 from agent_support import approve, fal, fake_tools, personas, transcript  # noqa: F401
 from scripted_openai import ScriptedOpenAI, call, calls, text
 

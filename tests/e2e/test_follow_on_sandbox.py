@@ -1,4 +1,4 @@
-"""`agent.follow.follow_job` against the sandbox: statuses in order, then one true outcome."""
+"""`agent.core.follow.follow_job` against the sandbox: statuses in order, then one true outcome."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from agent.follow import JobOutcome, JobStatus, follow_job
+from agent.core.follow import JobOutcome, JobStatus, follow_job
 
 EP = "fal-ai/flux/dev"
 

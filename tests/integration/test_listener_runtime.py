@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from agent.cli import main
-from agent.events import ApprovalRequest, Decision, ToolEnd, ToolStart
-from agent.runtime import build_runtime
+from agent.core.events import ApprovalRequest, Decision, ToolEnd, ToolStart
+from agent.core.runtime import build_runtime
 from agent.settings import Settings
 
 pytest.importorskip("sandbox.server")

@@ -9,7 +9,7 @@ from typing import Any, TypedDict
 import httpx
 import pytest
 
-from agent.toolnames import TOOL_KIND
+from agent.core.toolnames import TOOL_KIND
 from tools import build_fal_tools
 from tools.fal import FalClient
 from fal_fakes import DONE_ID, FAILED_ID, QUEUED_ID, FakeFal

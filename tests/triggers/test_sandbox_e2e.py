@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from agent.settings import Settings
-from agent.transcript import TranscriptStore
+from agent.transcript.store import TranscriptStore
 from agent.triggers.inbox import Inbox
 from agent.triggers.listener import start_in_thread as start_listener
 from agent.triggers.rules import Rule

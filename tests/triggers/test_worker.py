@@ -191,7 +191,7 @@ async def test_notices_are_published(inbox, clock):
 
 
 async def test_real_transcript_store_gets_trigger_action_with_ref(inbox, clock):
-    from agent.transcript import TranscriptStore
+    from agent.transcript.store import TranscriptStore
 
     transcript = TranscriptStore()
 

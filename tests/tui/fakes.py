@@ -12,7 +12,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.events import (ApprovalRequest, Decision, ErrorEvent, Token, ToolEnd, ToolProgress,
+from agent.core.events import (ApprovalRequest, Decision, ErrorEvent, Token, ToolEnd, ToolProgress,
                           ToolStart, TurnEnd)
 
 
@@ -171,7 +171,7 @@ class FakeRuntime:
         return FakeRunner(self.personas[name], self.transcript, f"session-{self.sessions}")
 
     def switch_persona(self, name: str) -> None:
-        """As agent.runtime.Runtime does: the same session goes on (spend, transcript session;
+        """As agent.core.runtime.Runtime does: the same session goes on (spend, transcript session;
         the conversation is the app's), recorded as a persona_switch row."""
         if name not in self.personas:
             raise KeyError(f"no persona {name}")

@@ -43,10 +43,10 @@ class RealFactory:
 
     def __call__(self, settings: Any, persona: str | None) -> Any:
         from agent.personas import load_personas
-        from agent.runner import AgentRunner
-        from agent.runtime import Runtime
+        from agent.core.runner import AgentRunner
+        from agent.core.runtime import Runtime
         from agent.settings import Settings
-        from agent.transcript import TranscriptStore
+        from agent.transcript.store import TranscriptStore
 
         real = Settings()
         tools = [models_search_tool(self.fal, self.models) if t.name == "search_models" else t

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from textual.app import App
 
-from agent.events import ApprovalRequest
+from agent.core.events import ApprovalRequest
 from agent.tui.header import StatusHeader
 from agent.tui.screens import ApprovalScreen
 from tests.tui.conftest import make_app, send, wait_for

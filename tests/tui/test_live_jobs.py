@@ -7,7 +7,7 @@ from typing import Any
 
 from textual.widgets import Label, ProgressBar
 
-from agent.events import ToolEnd, ToolStart, Token, TurnEnd
+from agent.core.events import ToolEnd, ToolStart, Token, TurnEnd
 from agent.tui.chat import ErrorMessage, NoticeMessage
 from agent.tui.jobs import JobRow
 from agent.tui.media_view import MediaPreview

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from agent.events import Decision
+from agent.core.events import Decision
 from agent.tui.chat import ErrorMessage, NoticeMessage, UserMessage
 from agent.tui.screens import PersonaScreen
 from tests.tui.conftest import make_app, send, wait_for

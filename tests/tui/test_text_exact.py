@@ -65,7 +65,7 @@ async def test_streamed_answer_ends_as_written():
 async def test_transcript_hit_keeps_and_highlights_the_match_and_opens_its_session(tmp_path):
     from textual.widgets import OptionList, TextArea
 
-    from agent.transcript import TranscriptStore
+    from agent.transcript.store import TranscriptStore
     from agent.tui.browser import SessionView, TranscriptBrowser
 
     store = TranscriptStore(tmp_path / "t.sqlite3")
