@@ -1,8 +1,11 @@
-"""The nine fal.ai LangChain tools, thin adapters over :class:`tools.fal.FalClient`.
+"""The fal.ai LangChain tools, thin adapters over :class:`tools.fal.FalClient`.
 
 Each tool is async (``coroutine=``) and sync (``func=``, run on a shared background loop, see
-:mod:`tools.syncrun`), answers ``(content, artifact)``, and is tagged ``read``, ``spend`` or
-``destructive``. A fal error never escapes: it becomes content starting ``Error:`` with what
+:mod:`tools.syncrun`), answers ``(content, artifact)``, and is tagged with its kind: ``read``,
+``spend``, ``destructive``, or ``upload`` (``upload_file``: free, but it sends a local file
+off this machine, so callers should treat it as an outward action). The nine queue/platform
+tools are built by default; ``upload_file`` only when asked for (``include_upload=True``)
+until the agent's guard knows its kind. A fal error never escapes: it becomes content starting ``Error:`` with what
 went wrong and what to do next, and an artifact ``{"error": {...}}``.
 """
 
@@ -23,6 +26,7 @@ from tools.fal import validate as V
 from tools.fal.client import FalClient
 from tools.fal.config import FalConfig
 from tools.fal.errors import FalError, FalTimeoutError, RequestFailedError
+from tools.fal.inputschema import compact_fields
 from tools.syncrun import run_sync
 
 Result = tuple[str, Any]
@@ -147,8 +151,17 @@ async def _cancel(fal: FalClient, a: S.RequestArgs) -> Result:
 async def _search(fal: FalClient, a: S.SearchArgs) -> Result:
     page = await fal.models(query=a.query, category=a.category, status=a.status,
                             endpoint_ids=a.endpoint_ids, limit=a.limit, cursor=a.cursor,
-                            expand_openapi=a.expand_openapi)
-    return render.models_table(page), page.model_dump(mode="json")
+                            expand_openapi=a.expand_openapi or a.input_fields)
+    artifact = page.model_dump(mode="json")
+    text = render.models_table(page)
+    if a.input_fields:
+        fields = {m.endpoint_id: compact_fields(m.endpoint_id, m.openapi) for m in page.models}
+        for item in artifact["models"]:
+            item["input_fields"] = fields.get(item["endpoint_id"])
+            if not a.expand_openapi:
+                item.pop("openapi", None)  # the short form was asked for, not the document
+        text = render._clip(text + "\n" + render.input_fields(fields), 16000)
+    return text, artifact
 
 
 async def _pricing(fal: FalClient, a: S.PricingArgs) -> Result:
@@ -160,6 +173,11 @@ async def _estimate(fal: FalClient, a: S.EstimateArgs) -> Result:
     body = V.estimate_body(a.estimate_type, a.endpoints)
     resp = await fal.estimate(a.estimate_type, a.endpoints)
     return render.estimate(resp, body), resp.model_dump(mode="json")
+
+
+async def _upload(fal: FalClient, a: S.UploadArgs) -> Result:
+    up = await fal.upload(a.path, content_type=a.content_type, lifecycle=a.lifecycle)
+    return render.uploaded(up), up.model_dump(mode="json")
 
 
 async def _jwks(fal: FalClient, a: S.JwksArgs) -> Result:
@@ -196,6 +214,18 @@ _SPECS: list[tuple[str, str, type[BaseModel], Handler, str]] = [
      "Cancel a queued fal.ai request. Outcomes: requested (a request near the front may still "
      "run), already completed (nothing to cancel), or not found."),
 ]
+
+
+OPTIONAL_SPECS: list[tuple[str, str, type[BaseModel], Handler, str]] = [
+    ("upload_file", "upload", S.UploadArgs, _upload,
+     "Upload one local file (image, audio, video, archive) to fal.ai's CDN and get its URL, "
+     "to pass in a model's media field such as image_url. Free, but the file leaves this "
+     "machine. Returns the URL, size and content type."),
+]
+"""Tools built only on request (see build_fal_tools)."""
+OPTIONAL_TOOLS: tuple[str, ...] = tuple(spec[0] for spec in OPTIONAL_SPECS)
+TOOL_KINDS: dict[str, str] = {spec[0]: spec[1] for spec in _SPECS + OPTIONAL_SPECS}
+"""Every tool's kind, optional ones included: read, spend, destructive or upload."""
 
 
 def _validation_message(exc: Exception) -> str:
@@ -249,18 +279,20 @@ def _make_tool(name: str, kind: str, schema: type[BaseModel], handler: Handler,
         handle_validation_error=_validation_message)
 
 
-def build_fal_tools(config: FalConfig | None = None,
-                    client: FalClient | None = None) -> list[BaseTool]:
-    """The nine fal.ai tools, sharing one client (created from ``FalConfig()`` on first use)."""
+def build_fal_tools(config: FalConfig | None = None, client: FalClient | None = None, *,
+                    include_upload: bool = False) -> list[BaseTool]:
+    """The nine fal.ai tools (plus ``upload_file`` with `include_upload`), sharing one client
+    (created from ``FalConfig()`` on first use)."""
     holder = _ClientHolder(config, client)
+    specs = _SPECS + (OPTIONAL_SPECS if include_upload else [])
     return [_make_tool(name, kind, schema, handler, desc, holder)
-            for name, kind, schema, handler, desc in _SPECS]
+            for name, kind, schema, handler, desc in specs]
 
 
 def build_fal_tool(name: str, config: FalConfig | None = None,
                    client: FalClient | None = None) -> BaseTool:
-    """One tool by name (handy for tests and slash commands)."""
-    for tool in build_fal_tools(config=config, client=client):
+    """One tool by name, optional ones included (handy for tests and slash commands)."""
+    for tool in build_fal_tools(config=config, client=client, include_upload=True):
         if tool.name == name:
             return tool
     raise KeyError(name)

@@ -6,11 +6,13 @@ import json
 from typing import Any
 
 from tools.fal.errors import FalError, RequestFailedError
+from tools.fal.files import human_size
 from tools.fal.mapping import summarize_detail
 from tools.fal.models import (
     CancelResult, EstimateResponse, Jwks, ModelsPage, PricingResponse, QueueStatus,
     SubmitResponse,
 )
+from tools.fal.upload import UploadedFile
 
 MAX_CONTENT = 2000
 _MEDIA_KEYS = ("url",)
@@ -163,3 +165,36 @@ def _media_urls(value: Any, depth: int = 0) -> list[str]:
         for v in value:
             found += _media_urls(v, depth + 1)
     return found
+
+
+def _field_text(f: dict[str, Any]) -> str:
+    bits = [str(f.get("type", "any"))]
+    if f.get("required"):
+        bits.append("required")
+    if f.get("enum"):
+        bits.append("one of " + "|".join(str(v) for v in f["enum"][:12])
+                    + ("|..." if len(f["enum"]) > 12 else ""))
+    if "default" in f:
+        bits.append(f"default {json.dumps(f['default'], default=str)[:40]}")
+    if f.get("media"):
+        bits.append("media URL")
+    return f"{f['name']} ({', '.join(bits)})"
+
+
+def input_fields(fields: dict[str, list[dict[str, Any]] | None]) -> str:
+    """One line per endpoint: its input fields in short form (or why there are none)."""
+    lines = []
+    for endpoint_id, items in fields.items():
+        if items is None:
+            lines.append(f"{endpoint_id} input: no schema available")
+        else:
+            lines.append(f"{endpoint_id} input: " + "; ".join(_field_text(f) for f in items))
+    return "\n".join(lines)
+
+
+def uploaded(up: UploadedFile) -> str:
+    """Content for a finished upload: the URL to pass on, never the bytes."""
+    how = f"in {up.parts} parts" if up.multipart else "in one request"
+    life = (f", expires in {up.expires_in_s} s" if up.expires_in_s is not None else "")
+    return (f"Uploaded {up.file_name} ({human_size(up.size)}, {up.content_type}) {how}{life}.\n"
+            f"URL: {up.url}\nNext: pass this URL in the model's media field (e.g. image_url).")

@@ -1,8 +1,8 @@
-"""Argument schemas of the nine fal.ai tools, written for an LLM to fill in correctly."""
+"""Argument schemas of the fal.ai tools, written for an LLM to fill in correctly."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -97,6 +97,9 @@ class SearchArgs(_Args):
         examples=["Mg=="])
     expand_openapi: bool = Field(default=False, description=(
         "True to include each model's OpenAPI input/output schema in the artifact (large)."))
+    input_fields: bool = Field(default=False, description=(
+        "True to list each model's input fields in short form (name, type, required, allowed "
+        "values, default, media URL fields): what submit_queue_request's arguments take."))
 
 
 class PricingArgs(_Args):
@@ -122,3 +125,22 @@ class EstimateArgs(_Args):
 
 class JwksArgs(_Args):
     """No arguments."""
+
+
+LifecyclePreset = Literal["never", "immediate", "1h", "1d", "7d", "30d", "1y"]
+
+
+class UploadArgs(_Args):
+    """Upload one local file to fal.ai's CDN."""
+
+    path: str = Field(min_length=1, description=(
+        "Path of one local file to upload, e.g. '~/Pictures/fox.png' or '/tmp/clip.mp4' "
+        "(not a folder, not a URL)."), examples=["~/Pictures/fox.png"])
+    lifecycle: LifecyclePreset | Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description=(
+            "How long fal keeps the file: 'never' (expires never), 'immediate', '1h', '1d', "
+            "'7d', '30d', '1y', or a number of seconds; leave empty for fal's default."),
+        examples=["1d", 3600])
+    content_type: str | None = Field(default=None, description=(
+        "MIME type to store the file with, e.g. 'image/png'; leave empty to guess it from "
+        "the file name."), examples=["image/png"])
