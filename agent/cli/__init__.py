@@ -16,6 +16,7 @@ HANDLERS = {
     "sandbox": "agent.cli.sandbox_cmd:run",
     "webhooks": "agent.cli.webhooks:run_webhooks",
     "schedules": "agent.cli.webhooks:run_schedules",
+    "web": "agent.tui.web:run",
 }
 
 
@@ -119,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     sc_sub = sc.add_subparsers(dest="schedules_command", required=True)
     scl = sc_sub.add_parser("list", help="list schedules with their next run")
     scl.add_argument("--json", action="store_true")
+
+    wb = sub.add_parser("web", parents=[sub_common, sub_listen],
+                        help="serve the chat TUI in a browser, one app per tab")
+    wb.add_argument("--host", default="127.0.0.1", help="interface to bind (off loopback a token is required)")
+    wb.add_argument("--port", type=int, default=8790, help="port to bind (0: any free port)")
+    wb.add_argument("--require-token", action="store_true", help="require the start-up token on loopback too")
     return parser
 
 
