@@ -223,6 +223,8 @@ async def test_local_file_errors_are_typed_and_nothing_is_sent(cdn, tmp_path):
             await fal.upload(empty)
         with pytest.raises(UploadFileError, match="path is empty"):
             await fal.upload("  ")
+        with pytest.raises(UploadFileError, match="is a URL, not a local file"):
+            await fal.upload("https://example.com/fox.png")
         with pytest.raises(InputError, match="lifecycle"):
             await fal.upload(big, lifecycle="2h")
     assert cdn.seen == []
@@ -336,3 +338,56 @@ def test_base_urls_and_limits_come_from_the_environment(monkeypatch):
     d = FalConfig(_env_file=None)
     assert (d.rest_base_url, d.cdn_base_url, d.upload_max_bytes) == (
         "https://rest.fal.ai", "https://v3.fal.media", 1024 ** 3)
+
+
+# -- pure rules -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value, seconds, header", [
+    ("never", None, "{}"), ("immediate", 60, '{"expiration_duration_seconds":60}'),
+    ("1h", 3600, None), ("1d", 86400, None), ("7d", 604800, None), ("30d", 2592000, None),
+    ("1y", 31536000, None), (90, 90, '{"expiration_duration_seconds":90}'), ("120", 120, None),
+    (None, None, None),
+])
+def test_lifecycle_presets_and_seconds(value, seconds, header):
+    assert F.lifecycle_seconds(value) == seconds
+    if header is not None or value is None:
+        assert F.lifecycle_header(value) == header
+
+
+@pytest.mark.parametrize("bad", [0, -5, True, "2h", "", 1.5])
+def test_bad_lifecycles(bad):
+    with pytest.raises(InputError, match="lifecycle"):
+        F.lifecycle_header(bad)
+
+
+def test_content_types_and_header_names():
+    assert F.content_type_for("a.PNG") == "image/png"
+    assert F.content_type_for("clip.mp4") == "video/mp4"
+    assert F.content_type_for("data.weird-ext") == "application/octet-stream"
+    assert F.content_type_for("x.png", "image/webp") == "image/webp"
+    assert F.content_type_for("x", "text/plain; charset=utf-8") == "text/plain; charset=utf-8"
+    for bad in ("png", "image/png\r\nX-Evil: 1", "", "a b/c"):
+        with pytest.raises(InputError):
+            F.content_type_for("x.png", bad)
+    assert F.header_file_name("photo é 1.png") == "photo %C3%A9 1.png"
+    assert F.header_file_name("dir/sub\\evil\r\n.png") == "evil%0D%0A.png"
+    assert F.header_file_name("") == "upload.bin"
+
+
+def test_part_plan():
+    assert F.part_count(1) == 1 and F.part_count(F.PART_SIZE) == 1
+    assert F.part_count(F.PART_SIZE + 1) == 2
+    assert F.part_span(2, F.PART_SIZE + 5) == (F.PART_SIZE, 5)
+
+
+def test_token_margin_and_expiry_formats():
+    from tools.fal.upload import parse_token
+
+    now = 1000.0
+    t = parse_token(b'{"token":"t","token_type":"Bearer","base_url":"http://x/",'
+                    b'"expires_at":"1970-01-01T00:26:40Z"}', now)  # 1600: 600 s of life
+    assert t.base_url == "http://x" and t.expires_at == 1600.0 and t.header == "Bearer t"
+    assert t.usable(1569.9) and not t.usable(1570.0)
+    short = parse_token(b'{"token":"t","token_type":"Bearer","base_url":"http://x",'
+                        b'"expires_at":1040}', now)
+    assert short.usable(1029.9) and not short.usable(1030.0)  # a quarter of a 40 s life

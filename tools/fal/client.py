@@ -21,6 +21,7 @@ import pydantic
 from tools.fal import errors as E
 from tools.fal import validate as V
 from tools.fal.config import FalConfig
+from tools.fal.files import Lifecycle
 from tools.fal.mapping import (
     error_from_response, parse_json, parse_model, scrub, scrub_obj,
 )
@@ -31,7 +32,6 @@ from tools.fal.models import (
 from tools.fal.retry import NOT_SENT, next_delay, parse_retry_after, retry_exception, retry_status
 from tools.fal.sse import stream_statuses
 from tools.fal.upload import Source, UploadedFile, Uploader
-from tools.fal.files import Lifecycle
 from tools.fal.urls import parse_endpoint_id, request_url, submit_url
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -213,7 +213,8 @@ class FalTimeoutError(FalError):
 class TransportError(FalError):
     """The connection failed or dropped before an answer arrived."""
 
-    hint = "Check the network and the base URLs (FAL_QUEUE_BASE_URL, FAL_API_BASE_URL)."
+    hint = ("Check the network and the base URLs (FAL_QUEUE_BASE_URL, FAL_API_BASE_URL; "
+            "FAL_REST_BASE_URL and FAL_CDN_BASE_URL for uploads).")
 
 
 class InvalidResponseError(FalError):

@@ -82,6 +82,9 @@ def check_file(path: str | os.PathLike[str], limit_bytes: int) -> LocalFile:
     text = str(path).strip() if isinstance(path, str) else os.fspath(path)
     if "\x00" in text:
         raise UploadFileError("path contains a NUL character", path=text.replace("\x00", "?"))
+    if re.match(r"(?i)(https?|data|ftp|s3|gs):", text):
+        raise UploadFileError(f"{text[:80]!r} is a URL, not a local file; a model takes URLs as "
+                              "they are, in its arguments (no upload needed)", path=text[:80])
     resolved = Path(text).expanduser()
     try:
         info = resolved.stat()
