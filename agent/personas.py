@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent import locations
-from agent.core.toolnames import ALL_TOOLS, GUARDED_TOOLS
+from tools.registry import ALL_TOOLS, DEFAULT_TOOLS, GUARDED_TOOLS
 
 _NAME_RE = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
@@ -41,7 +41,7 @@ class PersonaError(ValueError):
 def _check_tool_names(names: list[str]) -> list[str]:
     """Expand `"*"` to every tool, reject unknown names, keep the canonical order."""
     if "*" in names:
-        return list(ALL_TOOLS)
+        return list(DEFAULT_TOOLS)
     unknown = [n for n in names if n not in ALL_TOOLS]
     if unknown:
         raise ValueError(

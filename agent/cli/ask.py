@@ -21,6 +21,7 @@ from typing import Any
 
 from agent.cli import CliError
 from agent.core.events import ApprovalRequest, Decision, ErrorEvent, ToolEnd, ToolStart, TurnEnd
+from tools.outcome import jsonable
 
 
 def _show(request: ApprovalRequest) -> str:
@@ -77,11 +78,6 @@ def make_approver(args: Any) -> Any:
               "rejected (pass --yes or --no-approve)", file=sys.stderr)
         return Decision(action="reject", reason="no terminal to ask for approval")
     return approver
-
-
-def _jsonable(value: Any) -> Any:
-    """Artifacts as plain JSON."""
-    return json.loads(json.dumps(value, default=lambda o: o.model_dump(mode="json") if hasattr(o, "model_dump") else str(o)))
 
 
 # Exit codes (README, "Exit codes of `ask`"). 1 stays Python's own (an unexpected crash) and
@@ -233,7 +229,7 @@ async def _turn(runtime: Any, args: Any, outcome: Outcome) -> dict[str, Any]:
                         entry = calls.setdefault(event.call_id, {"name": event.name, "args": {}})
                         entry["error" if event.error else "result"] = event.content
                         if event.artifact is not None:
-                            entry["artifact"] = _jsonable(event.artifact)
+                            entry["artifact"] = jsonable(event.artifact)
                         if event.error:
                             outcome.fail(*_tool_failure(event, kinds.get(event.call_id, "read"), runner, approvals))
                         elif event.name == RESULT_TOOL and event.artifact is not None:

@@ -7,5 +7,5 @@
 - `middleware`, `guard`, `gate`: scope, budget and approval around every tool call.
 - `callbacks`, `turnlog`: what the transcript records of a turn.
 - `follow`: follows one fal request to its outcome.
-- `toolnames`: what each tool is (read, spend, destructive).
+- (what each tool is, read, spend, destructive or upload, lives in `tools.registry`.)
 """

@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.core.toolnames import TOOL_KIND
+from tools.outcome import find_field
+from tools.registry import SUBMIT, TOOL_KINDS
 
-SUBMIT = "submit_queue_request"
 ESTIMATE = "estimate_pricing"
 PRICING = "get_pricing"
 
@@ -197,7 +197,7 @@ class ToolGate:
     def __init__(self, persona: Any, known_tools: set[str] | None = None,
                  price_of: PriceOf | None = None) -> None:
         self.persona = persona
-        self.known = set(known_tools or ()) | set(TOOL_KIND)
+        self.known = set(known_tools or ()) | set(TOOL_KINDS)
         self.spent_usd = 0.0
         self.unpriced_submits = 0
         """Submits that ran at an unknown cost (not in `spent_usd`)."""
@@ -221,7 +221,7 @@ class ToolGate:
 
     def kind(self, name: str) -> str:
         """read / spend / destructive (read for anything unknown)."""
-        return TOOL_KIND.get(name, "read")  # type: ignore[return-value]
+        return TOOL_KINDS.get(name, "read")
 
     def needs_approval(self, name: str) -> bool:
         """True when the persona wants a human's yes before `name` runs."""
@@ -329,3 +329,19 @@ class ToolGate:
                 self.unpriced_submits += 1
             else:
                 self.spent_usd = round(self.spent_usd + cost.usd, 6)
+
+
+def estimate_total(result: Any) -> float | None:
+    """The total cost an estimate_pricing result reports (a ToolMessage), from its artifact,
+    else from its text."""
+    total = find_field(getattr(result, "artifact", None), "total_cost")
+    if isinstance(total, (int, float)):
+        return float(total)
+    content = getattr(result, "content", "")
+    text = content if isinstance(content, str) else str(content)
+    hit = (re.search(r"total_cost[\"']?\s*[:=]\s*([0-9.]+)", text)
+           or re.search(r"\$\s*([0-9]+(?:\.[0-9]+)?)", text))
+    try:
+        return float(hit.group(1)) if hit else None
+    except ValueError:
+        return None

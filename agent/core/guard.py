@@ -20,14 +20,14 @@ from langchain_core.messages import ToolMessage
 from langgraph.errors import GraphBubbleUp
 
 from agent.core.events import ApprovalRequest, Decision, ToolEnd, ToolStart
-from agent.core.gate import ESTIMATE, CallCost, ToolGate
-from agent.planner.refs import estimate_total
+from agent.core.gate import ESTIMATE, CallCost, ToolGate, estimate_total
 from agent.redact import redact_text
 from agent.core.turnlog import TurnLog
+from tools.outcome import FailureKind, failure_artifact, jsonable, message_outcome
+from tools.registry import SUBMIT
 
 Decide = Callable[[ApprovalRequest], Awaitable[Decision]]
 Execute = Callable[[dict[str, Any]], Awaitable[ToolMessage]]
-SUBMIT = "submit_queue_request"
 
 
 def with_webhook(call: dict[str, Any], webhooks: Any) -> dict[str, Any]:
@@ -57,9 +57,10 @@ async def record_submission(webhooks: Any, call: dict[str, Any], result: Any) ->
         pass
 
 
-def _error_message(call: dict[str, Any], content: str) -> ToolMessage:
-    """A ToolMessage the model reads as a failure."""
-    return ToolMessage(content=content, name=call["name"], tool_call_id=call["id"], status="error")
+def _error_message(call: dict[str, Any], content: str, kind: FailureKind) -> ToolMessage:
+    """A ToolMessage the model reads as a failure, with a typed outcome for everyone else."""
+    return ToolMessage(content=content, name=call["name"], tool_call_id=call["id"], status="error",
+                       artifact=failure_artifact(kind, content))
 
 
 def approval_request(gate: ToolGate, call: dict[str, Any], cost: CallCost | None = None) -> ApprovalRequest:
@@ -96,6 +97,7 @@ async def guarded_call(gate: ToolGate, log: TurnLog, call: dict[str, Any], execu
     call = with_webhook(call, webhooks)
     name = call["name"]
     refusal, cost = await _checked(gate, name, call.get("args") or {})
+    rejected = False
     if refusal is None and gate.needs_approval(name):
         request = approval_request(gate, call, cost)
         decision = await decide(request)
@@ -104,6 +106,7 @@ async def guarded_call(gate: ToolGate, log: TurnLog, call: dict[str, Any], execu
                "budget_left_usd": request.budget_left_usd,
                "decision": decision.action, "edited_args": decision.args, "reason": decision.reason}
         if decision.action == "reject":
+            rejected = True
             why = f" ({decision.reason})" if decision.reason else ""
             refusal = f"Rejected by the user{why}: {name} was not run. Do not retry it unless the user asks."
         elif decision.action == "edit" and decision.args is not None:
@@ -117,14 +120,14 @@ async def guarded_call(gate: ToolGate, log: TurnLog, call: dict[str, Any], execu
     log.record("tool_call", {"call_id": call["id"], "name": name, "args": args, "kind": gate.kind(name)})
     started = time.perf_counter()
     if refusal is not None:
-        result = _error_message(call, refusal)
+        result = _error_message(call, refusal, "rejected" if rejected else "refused")
     else:
         try:
             result = await execute(call)
         except GraphBubbleUp:  # LangGraph control flow passes through untouched
             raise
         except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model
-            result = _error_message(call, f"Error: {name} failed: {redact_text(str(exc))}")
+            result = _error_message(call, f"Error: {name} failed: {redact_text(str(exc))}", "failed")
         await record_submission(webhooks, call, result)
     duration = time.perf_counter() - started
     return finish(gate, log, call, result, duration, cost)
@@ -137,7 +140,7 @@ def finish(gate: ToolGate, log: TurnLog, call: dict[str, Any], result: Any, dura
     if not isinstance(result, ToolMessage):  # a Command from some tool: nothing to report
         return result
     content = result.content if isinstance(result.content, str) else str(result.content)
-    error = result.status == "error" or content.lstrip().startswith("Error")
+    error = not message_outcome(result).ok
     args = dict(call.get("args") or {})
     total = estimate_total(result) if call["name"] == ESTIMATE and not error else None
     gate.note_result(call["name"], args, total, error, cost=cost, artifact=result.artifact)
@@ -145,21 +148,8 @@ def finish(gate: ToolGate, log: TurnLog, call: dict[str, Any], result: Any, dura
                      artifact=result.artifact, error=error, duration_s=duration))
     data: dict[str, Any] = {"call_id": call["id"], "name": call["name"], "content": content}
     if result.artifact is not None:
-        data["artifact"] = _jsonable(result.artifact)
+        data["artifact"] = jsonable(result.artifact)
     if cost is not None and not error:
         data["cost_usd"] = cost.usd
     log.record("tool_error" if error else "tool_result", data, duration_s=duration)
     return result
-
-
-def _jsonable(value: Any) -> Any:
-    """Pydantic models and other objects into plain JSON values."""
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)

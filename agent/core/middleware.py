@@ -21,6 +21,7 @@ from agent.core.events import ApprovalRequest, Decision, ToolEnd, ToolStart
 from agent.core.gate import ToolGate
 from agent.core.guard import guarded_call
 from agent.core.turnlog import TurnLog
+from tools.outcome import failure_artifact
 
 
 def decision_from(raw: Any) -> Decision:
@@ -118,7 +119,8 @@ class MalformedCallMiddleware(AgentMiddleware):
             self.log.emit(ToolEnd(call_id=call_id, name=name, content=text, error=True))
             self.log.record("tool_error", {"call_id": call_id, "name": name, "content": text,
                                            "raw_args": str(call.get("args") or "")})
-            replies.append(ToolMessage(content=text, name=name, tool_call_id=call_id, status="error"))
+            replies.append(ToolMessage(content=text, name=name, tool_call_id=call_id, status="error",
+                                       artifact=failure_artifact("failed", text, error_type="InputError")))
         update: dict[str, Any] = {"messages": replies}
         if not last.tool_calls:  # nothing else to run: go straight back to the model
             update["jump_to"] = "model"

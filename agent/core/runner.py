@@ -19,6 +19,7 @@ from agent.core.events import ApprovalRequest, Decision, ErrorEvent, Event, Toke
 from agent.core.gate import Price, ToolGate, call_quantity
 from agent.redact import redact_text
 from agent.core.turnlog import TurnLog
+from tools.outcome import failure_artifact, jsonable, message_outcome
 
 Approver = Callable[[ApprovalRequest], Awaitable[Decision]]
 _DONE = object()
@@ -113,10 +114,9 @@ class AgentRunner:
             message = await tool.ainvoke(call)
         except Exception:  # noqa: BLE001 - no price is "cost unknown", never a failed turn
             return None
-        if getattr(message, "status", None) == "error" or str(getattr(message, "content", "")).startswith("Error"):
+        if not message_outcome(message).ok:
             return None
-        artifact = getattr(message, "artifact", None)
-        return artifact.model_dump(mode="json") if hasattr(artifact, "model_dump") else artifact
+        return jsonable(getattr(message, "artifact", None))
 
     def _agent(self) -> Any:
         """The compiled agent graph, built on first use."""
@@ -261,7 +261,8 @@ class AgentRunner:
         for call in getattr(last_ai, "tool_calls", None) or []:
             if call.get("id") not in answered:
                 messages.append(ToolMessage(content="Not run: the turn was stopped.", name=call["name"],
-                                            tool_call_id=call.get("id") or "", status="error"))
+                                            tool_call_id=call.get("id") or "", status="error",
+                                            artifact=failure_artifact("refused", "the turn was stopped")))
         if messages:
             self._history = messages
 
@@ -290,8 +291,9 @@ class AgentRunner:
                 return await tools[name].ainvoke({**c, "type": "tool_call"}, config={"callbacks": [self.callbacks]})
             except ValidationError as exc:
                 problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-                return ToolMessage(content=f"Error: invalid arguments for {name}: {problems}",
-                                   name=name, tool_call_id=c["id"], status="error")
+                text = f"Error: invalid arguments for {name}: {problems}"
+                return ToolMessage(content=text, name=name, tool_call_id=c["id"], status="error",
+                                   artifact=failure_artifact("failed", text, error_type="InputError"))
 
         async def decide(request: ApprovalRequest) -> Decision:
             self.log.emit(request)

@@ -10,6 +10,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from agent.planner.grammar import UUID_RE
+from tools.outcome import find_field, message_outcome
 
 _REQUEST_ID_LINE = re.compile(r"request_id[\"']?\s*[:=]\s*[\"']?([\w-]{6,})")
 _ENDPOINT_LINE = re.compile(r"endpoint_id[\"']?\s*[:=]\s*[\"']?([\w.-]+/[\w./-]+)")
@@ -48,34 +49,13 @@ def planner_steps_taken(after: list[BaseMessage]) -> int:
 
 
 def is_error(result: ToolMessage | None) -> bool:
-    """A tool result that reports a failure (status or the tools' `Error:` convention)."""
-    if result is None:
-        return True
-    return result.status == "error" or _text(result).lstrip().startswith("Error")
+    """A tool result that did not do what was asked (or has not arrived)."""
+    return result is None or not message_outcome(result).ok
 
 
 def is_rejected(result: ToolMessage | None) -> bool:
     """A tool call the user declined at the approval prompt (so it never ran)."""
-    return result is not None and _text(result).lstrip().startswith("Rejected by the user")
-
-
-def _find(value: Any, key: str) -> Any:
-    """The first value under `key` anywhere in nested dicts/lists (or pydantic models)."""
-    if hasattr(value, "model_dump"):
-        value = value.model_dump()
-    if isinstance(value, dict):
-        if key in value and value[key]:
-            return value[key]
-        for v in value.values():
-            found = _find(v, key)
-            if found:
-                return found
-    elif isinstance(value, list):
-        for v in value:
-            found = _find(v, key)
-            if found:
-                return found
-    return None
+    return result is not None and message_outcome(result).kind == "rejected"
 
 
 def request_ref(messages: list[BaseMessage]) -> dict[str, str]:
@@ -91,30 +71,17 @@ def request_ref(messages: list[BaseMessage]) -> dict[str, str]:
         call = calls.get(m.tool_call_id, {})
         args = call.get("args") or {}
         text = _text(m)
-        request_id = args.get("request_id") or _find(m.artifact, "request_id")
+        request_id = args.get("request_id") or find_field(m.artifact, "request_id")
         if not request_id:
             hit = _REQUEST_ID_LINE.search(text) or UUID_RE.search(text)
             request_id = hit.group(1) if hit and hit.groups() else (hit.group(0) if hit else None)
-        endpoint = args.get("endpoint_id") or _find(m.artifact, "endpoint_id")
+        endpoint = args.get("endpoint_id") or find_field(m.artifact, "endpoint_id")
         if not endpoint:
             hit = _ENDPOINT_LINE.search(text)
             endpoint = hit.group(1) if hit else None
         if request_id and endpoint:
             return {"endpoint_id": str(endpoint), "request_id": str(request_id)}
     return {}
-
-
-def estimate_total(result: ToolMessage) -> float | None:
-    """The total cost an estimate_pricing result reports, from its artifact or its text."""
-    total = _find(result.artifact, "total_cost")
-    if isinstance(total, (int, float)):
-        return float(total)
-    text = _text(result)
-    hit = re.search(r"total_cost[\"']?\s*[:=]\s*([0-9.]+)", text) or re.search(r"\$\s*([0-9]+(?:\.[0-9]+)?)", text)
-    try:
-        return float(hit.group(1)) if hit else None
-    except ValueError:
-        return None
 
 
 def short(result: ToolMessage | None, limit: int = 400) -> str:

@@ -15,6 +15,7 @@ executor is built from injected parts so tests can run it with fakes:
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,13 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from agent import locations
-from agent.core.toolnames import TOOL_KIND
+from tools.outcome import message_outcome
+from tools.registry import REQUEST_ID_TOOLS, TOOL_KINDS
+from agent.redact import redact_text
 from agent.triggers.media import MediaError, save_media
 from agent.triggers.rules import Action, fill
 
+log = logging.getLogger(__name__)
+
 PromptRunner = Callable[[str | None, str, bool], Awaitable[str]]
 ToolsSource = Mapping[str, Any] | Callable[[], Awaitable[Mapping[str, Any]]]
-_ID_TOOLS = frozenset({"get_queue_result", "get_queue_status", "stream_queue_status", "cancel_queue_request"})
 
 
 class ActionError(Exception):
@@ -93,8 +97,9 @@ class ActionExecutor:
         try:
             self.transcript.record(self._session(persona), kind, data, user=self.user,
                                    persona=persona or "-", duration_s=duration_s, ref=ref)
-        except Exception:  # the inbox row still says what happened
-            pass
+        except Exception as exc:  # the inbox row still says what happened
+            log.warning("trigger %s %s: the transcript refused its event: %s: %s", kind, ref,
+                        type(exc).__name__, redact_text(str(exc)))
 
     async def run(
         self,
@@ -118,7 +123,9 @@ class ActionExecutor:
             self.record(kind, data, persona=persona, ref=ref, duration_s=time.monotonic() - started)
             raise
         except Exception as exc:  # an unexpected bug in a tool: retry, but say what it was
-            data["error"] = f"{type(exc).__name__}: {exc}"[:500]
+            data["error"] = redact_text(f"{type(exc).__name__}: {exc}")[:500]
+            log.warning("trigger %s %s (%s, attempt %d) failed unexpectedly: %s", kind, name, ref, attempt,
+                        data["error"])
             self.record(kind, data, persona=persona, ref=ref, duration_s=time.monotonic() - started)
             raise ActionError(data["error"]) from exc
         data["outcome"] = outcome
@@ -155,14 +162,14 @@ class ActionExecutor:
     async def _call_tool(self, action: Action, fields: Mapping[str, str]) -> tuple[Any, str]:
         """Invoke the linked tool; a tool's `Error:` answer becomes an ActionError."""
         name = action.tool or ""
-        if TOOL_KIND.get(name) != "read" and not action.approve_spend:
+        if TOOL_KINDS.get(name) != "read" and not action.approve_spend:
             raise ActionError(f"{name} spends or destroys; set approve_spend = true to allow it",
                               retryable=False)
         args = dict(action.args)
-        if not args and name in _ID_TOOLS:
+        if not args and name in REQUEST_ID_TOOLS:
             args = {"endpoint_id": "{endpoint_id}", "request_id": "{request_id}"}
         args = fill(args, fields)
-        if name in _ID_TOOLS and not args.get("endpoint_id"):
+        if name in REQUEST_ID_TOOLS and not args.get("endpoint_id"):
             raise ActionError("the event's endpoint is unknown, so the job cannot be looked up",
                               retryable=False)
         tool = await self._tool(name)
@@ -171,7 +178,7 @@ class ActionExecutor:
         content = getattr(message, "content", message)
         content = content if isinstance(content, str) else str(content)
         artifact = getattr(message, "artifact", None)
-        if content.startswith("Error:") or (isinstance(artifact, dict) and "error" in artifact):
+        if not message_outcome(message).ok:
             raise ActionError(f"{name}: {content[:300]}")
         return artifact, content
 

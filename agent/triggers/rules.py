@@ -32,7 +32,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent import locations
-from agent.core.toolnames import ALL_TOOLS
+from tools.registry import ALL_TOOLS
 
 _MISSING = object()
 ModelT = TypeVar("ModelT", bound=BaseModel)

@@ -10,16 +10,9 @@ from agent.tui.chat import AnswerMessage, ChatView, ErrorMessage, NoticeMessage
 from agent.tui.jobs import JobsPanel
 from agent.tui.progress import JobUpdate, job_update, log_messages
 from agent.tui.toolcard import ToolCard, summarize
+from tools.outcome import jsonable
+from tools.registry import JOB_TOOLS, MEDIA_TOOLS
 
-JOB_TOOLS = {"submit_queue_request", "get_queue_status", "stream_queue_status",
-             "get_queue_result", "cancel_queue_request"}
-MEDIA_TOOLS = {"get_queue_result", "stream_queue_status"}
-
-
-def as_data(value: Any) -> Any:
-    """A pydantic model as a dict; anything else unchanged."""
-    dump = getattr(value, "model_dump", None)
-    return dump(mode="json") if callable(dump) else value
 
 
 def readable_error(exc: BaseException) -> str:
@@ -135,7 +128,8 @@ class TurnRenderer:
             self.answer = None
 
     async def _progress(self, event: ToolProgress) -> None:
-        data = as_data(event.data) if isinstance(as_data(event.data), dict) else {}
+        data = jsonable(event.data)
+        data = data if isinstance(data, dict) else {}
         card = self.cards.get(event.call_id)
         if card is not None:
             card.progress(progress_text(data))
@@ -145,7 +139,7 @@ class TurnRenderer:
 
     async def _tool_end(self, event: ToolEnd) -> None:
         card = self.cards.get(event.call_id)
-        artifact = as_data(event.artifact)
+        artifact = jsonable(event.artifact)
         if card is not None:
             card.finish(event.content, artifact, event.error, event.duration_s)
         args = card.args if card is not None else {}

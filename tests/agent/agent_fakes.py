@@ -13,7 +13,7 @@ from langchain_core.callbacks import adispatch_custom_event
 from langchain_core.tools import StructuredTool
 from pydantic import BaseModel, Field
 
-from agent.core.toolnames import TOOL_KIND
+from tools.registry import TOOL_KINDS as TOOL_KIND
 
 PRICES = {"fal-ai/flux/dev": 0.025, "fal-ai/flux/schnell": 0.003}
 

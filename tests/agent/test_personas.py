@@ -8,7 +8,9 @@ import pytest
 
 from agent import locations
 from agent.personas import Persona, PersonaError, get_persona, load_persona_file, load_personas
-from agent.core.toolnames import ALL_TOOLS, GUARDED_TOOLS, TOOL_KIND
+from tools.registry import DEFAULT_TOOLS as ALL_TOOLS, TOOL_KINDS as TOOL_KIND
+
+GUARDED_TOOLS = {"submit_queue_request", "cancel_queue_request"}
 
 GOOD = """
 description = "test persona"

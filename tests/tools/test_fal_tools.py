@@ -9,7 +9,7 @@ from typing import Any, TypedDict
 import httpx
 import pytest
 
-from agent.core.toolnames import TOOL_KIND
+from tools.registry import DEFAULT_TOOLS, TOOL_KINDS as TOOL_KIND
 from tools import build_fal_tools
 from tools.fal import FalClient
 from fal_fakes import DONE_ID, FAILED_ID, QUEUED_ID, FakeFal
@@ -37,7 +37,7 @@ async def _acall(tool, args: dict[str, Any]):
 
 
 def test_names_kinds_and_tags_follow_the_contract(tools):
-    assert set(tools) == set(TOOL_KIND)
+    assert set(tools) == set(DEFAULT_TOOLS)
     for name, tool in tools.items():
         kind = TOOL_KIND[name]
         assert tool.tags == ["fal", kind] and tool.metadata == {"kind": kind}
