@@ -73,6 +73,15 @@ def test_the_input_is_found_through_the_post_request_body_ref(schema):
     assert schema.field("prompt").description == "What to draw."
 
 
+def test_local_paths_in_media_fields_are_found(schema):
+    args = {"prompt": "https://not-media.example", "image_url": "~/Pictures/fox.png",
+            "mask": "https://cdn.example/mask.png",
+            "reference_image_urls": ["data:image/png;base64,AAA", "./ref.jpg", 3]}
+    assert schema.local_files(args) == [("image_url", None, "~/Pictures/fox.png"),
+                                        ("reference_image_urls", 1, "./ref.jpg")]
+    assert schema.local_files({"prompt": "x"}) == []
+
+
 def test_compact_form_is_short(schema):
     rows = {r["name"]: r for r in schema.compact()}
     assert rows["prompt"] == {"name": "prompt", "type": "string", "required": True}

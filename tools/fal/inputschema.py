@@ -13,6 +13,7 @@ may still submit, unchecked. :class:`SchemaCache` keeps schemas per endpoint for
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from tools.fal.urls import parse_endpoint_id
 if TYPE_CHECKING:  # pragma: no cover
     from tools.fal.client import FalClient
 
+_URL = re.compile(r"(?i)(https?|data|s3|gs|ftp):")
 _MEDIA_FORMATS = frozenset({"uri", "url", "iri", "uri-reference", "binary", "data-url"})
 UNAVAILABLE_TTL_S = 30.0
 """Longest time a 'no schema' answer is reused before asking again."""
@@ -89,6 +91,18 @@ class InputSchema:
     def field(self, name: str) -> InputField | None:
         """The field called `name`, if the schema has it."""
         return next((f for f in self.fields if f.name == name), None)
+
+    def local_files(self, arguments: Mapping[str, Any]) -> list[tuple[str, int | None, str]]:
+        """Media fields holding something other than a URL (a local path to upload first):
+        (field, index in a list field or None, the value)."""
+        found: list[tuple[str, int | None, str]] = []
+        for name in self.media_fields:
+            value = arguments.get(name) if isinstance(arguments, Mapping) else None
+            items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+            for index, item in items:
+                if isinstance(item, str) and item.strip() and not _URL.match(item.strip()):
+                    found.append((name, index, item))
+        return found
 
     def compact(self) -> list[dict[str, Any]]:
         """Every field in the short form search_models shows."""

@@ -227,7 +227,7 @@ class Uploader:
             local = None
             size = len(data)
         else:
-            local = F.check_file(source, limit)
+            local = await asyncio.to_thread(F.check_file, source, limit)
             data, name, size = None, file_name or local.name, local.size
         mime = F.content_type_for(name, content_type)
         headers = {"Content-Type": mime, "X-Fal-File-Name": F.header_file_name(name)}
