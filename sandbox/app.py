@@ -1,6 +1,7 @@
 """The sandbox as one Starlette app: queue API at the root, the synchronous run host under /_run,
 platform API under /v1, the JWKS at /.well-known/jwks.json, generated media under /_media,
-controls under /_sandbox."""
+the upload emulation (REST token and storage calls under /storage, the v3 CDN under /files; see
+`sandbox.routes_uploads`), controls under /_sandbox."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from sandbox import controls, routes_platform, routes_run
+from sandbox import controls, routes_platform, routes_run, routes_uploads
 from sandbox.config import SandboxConfig
 from sandbox.http import json_response, platform_error, queue_error, state_of
 from sandbox.routes_queue import queue_entry
@@ -32,15 +33,19 @@ async def jwks(request: Request) -> Response:
 
 async def media(request: Request) -> Response:
     """A generated media file."""
-    name = request.path_params["name"]
-    store = state_of(request).media
-    spec = store.spec(name)
-    data = store.content(name) if spec is not None else None
-    if spec is None or data is None:
-        return queue_error(404, f"Media {name} not found", "not_found")
     from sandbox.media import CONTENT_TYPES
 
-    return Response(data, media_type=CONTENT_TYPES[spec.ext], headers={"Cache-Control": "max-age=86400"})
+    name = request.path_params["name"]
+    store = state_of(request).media
+    ext = name.rpartition(".")[2]
+    headers = {"Cache-Control": "max-age=86400"}
+    stored = store.stored_path(name)
+    if stored is not None and stored.exists():
+        return FileResponse(stored, media_type=CONTENT_TYPES[ext], headers=headers)
+    data = store.content(name) if store.known(name) else None
+    if data is None:
+        return queue_error(404, f"Media {name} not found", "not_found")
+    return Response(data, media_type=CONTENT_TYPES[ext], headers=headers)
 
 
 async def v1_unknown(request: Request) -> Response:
@@ -97,6 +102,7 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
         Route("/_sandbox/{rest:path}", sandbox_unknown, methods=_QUEUE_METHODS),
         Route("/_media/{name}", media, methods=["GET"]),
         Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+        *routes_uploads.ROUTES,
         Route(routes_run.RUN_PREFIX + "/{path:path}", routes_run.run_entry, methods=routes_run.METHODS),
         Route("/v1/models/pricing/estimate", routes_platform.estimate, methods=["POST"]),
         Route("/v1/models/pricing", routes_platform.pricing, methods=["GET"]),

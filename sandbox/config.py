@@ -52,7 +52,24 @@ class SandboxConfig:
     """Optional httpx.AsyncBaseTransport for deliveries (tests use MockTransport)."""
     max_body_bytes: int = 10 * 1024 * 1024
     data_dir: Path | None = None
-    """Where `--tls` writes its certificate and key."""
+    """Where `--tls` writes its certificate and key; uploads go to a fresh folder inside it."""
+    validate_on_submit: bool = False
+    """True: input that breaks the endpoint's published schema, or media that cannot be read,
+    is refused at submit with 422 and no job. False (fal's way): the job is queued and fails
+    with the same 422 when a runner picks it up."""
+    uploads_dir: Path | None = None
+    """Where uploaded files and stored outputs live (None: a temporary folder, in `data_dir`
+    when that is set); removed when the sandbox closes."""
+    upload_token_ttl_s: float = 3600.0
+    """Lifetime of a CDN upload token, in sandbox seconds."""
+    upload_max_bytes: int = 1024 * 1024 * 1024
+    """Largest single file (a small upload, one part, or an assembled multipart file)."""
+    upload_store_max_bytes: int = 8 * 1024 * 1024 * 1024
+    """Disk the upload store may use in all; past it uploads answer 507."""
+    media_fetch_timeout_s: float = 10.0
+    """Real seconds a media input from a loopback URL may take to download."""
+    media_max_bytes: int = 64 * 1024 * 1024
+    """Largest media input a model reads (bigger ones fail with `file_too_large`)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -64,6 +81,8 @@ class SandboxConfig:
             raise ValueError("signing_seed must be 32 bytes")
         if self.webhook_max_attempts < 1:
             raise ValueError("webhook_max_attempts must be at least 1")
+        if self.upload_token_ttl_s <= 0 or self.upload_max_bytes < 1 or self.media_max_bytes < 1:
+            raise ValueError("upload_token_ttl_s, upload_max_bytes and media_max_bytes must be positive")
         self.locked_key_ids = frozenset(self.locked_key_ids)
 
     def webhook_delay(self, attempt: int) -> float:

@@ -7,7 +7,11 @@
 - `GET|POST|DELETE /_sandbox/faults`         list, add (`{"kind", ...}`), clear all
 - `DELETE /_sandbox/faults/{id}`             clear one
 - `GET  /_sandbox/webhooks`                  delivery records with every attempt
-- `POST /_sandbox/reset`                     forget jobs, faults and deliveries
+- `GET  /_sandbox/uploads`                   uploaded files (size, parts, lifecycle), counters
+                                             `parts_received`, `tokens_issued`, `used_bytes`
+- `POST /_sandbox/validation {"on_submit"}`  true: bad input answers 422 at submit, no job;
+                                             false: the job fails with it (fal's way)
+- `POST /_sandbox/reset`                     forget jobs, faults, deliveries and uploads
 """
 
 from __future__ import annotations
@@ -56,7 +60,9 @@ def _snapshot(request: Request) -> dict[str, Any]:
     return {"now": now, "manual": state.clock.manual, "speed": state.clock.speed,
             "jobs": len(state.queue.jobs), "in_flight": state.queue.in_flight(),
             "faults": [f.to_dict() for f in state.faults.list()],
-            "webhook_deliveries": len(state.webhooks.deliveries)}
+            "webhook_deliveries": len(state.webhooks.deliveries), "uploads": len(state.uploads.files),
+            "upload_parts_received": state.uploads.parts_received,
+            "validate_on_submit": state.validate_on_submit}
 
 
 async def get_state(request: Request) -> Response:
@@ -128,8 +134,26 @@ async def webhooks(request: Request) -> Response:
     return json_response({"deliveries": [d.to_dict() for d in state.webhooks.deliveries]})
 
 
+async def uploads(request: Request) -> Response:
+    """Every uploaded file and the upload counters."""
+    return json_response(state_of(request).uploads.snapshot())
+
+
+async def validation(request: Request) -> Response:
+    """Choose where bad input is refused: at submit, or by the job."""
+    try:
+        body = await _json_body(request)
+        on_submit = body.get("on_submit")
+        if not isinstance(on_submit, bool):
+            raise ValueError("'on_submit' must be true or false")
+    except ValueError as exc:
+        return _bad(exc)
+    state_of(request).validate_on_submit = on_submit
+    return json_response(_snapshot(request))
+
+
 async def reset(request: Request) -> Response:
-    """Forget jobs, faults and deliveries."""
+    """Forget jobs, faults, deliveries and uploads."""
     state_of(request).reset()
     return json_response(_snapshot(request))
 
@@ -142,5 +166,7 @@ ROUTES = [
     Route("/_sandbox/faults", faults, methods=["GET", "POST", "DELETE"]),
     Route("/_sandbox/faults/{fault_id}", fault_one, methods=["DELETE"]),
     Route("/_sandbox/webhooks", webhooks, methods=["GET"]),
+    Route("/_sandbox/uploads", uploads, methods=["GET"]),
+    Route("/_sandbox/validation", validation, methods=["POST"]),
     Route("/_sandbox/reset", reset, methods=["POST"]),
 ]

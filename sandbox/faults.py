@@ -14,7 +14,10 @@ Kinds:
 `times` is how many requests the fault hits (None: until cleared). `ops` limits it to some of
 `submit`, `status`, `stream`, `result`, `cancel`, `run` (the synchronous run host: delay,
 rate_limit and server_error before the job is queued, malformed_json on its reply), `platform`,
-`webhook` (None: all).
+`webhook`, and the upload routes: `upload_token`, `upload` (a one-request upload, a multipart
+create, a storage initiate or PUT), `upload_part`, `upload_complete` (None: all). Upload routes
+have no endpoint, so a fault with `endpoint` set never hits them; e.g.
+`{"kind": "server_error", "ops": ["upload_part"]}` fails one part with a 503.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 KINDS = ("rate_limit", "server_error", "delay", "sse_drop", "malformed_json", "webhook_fail")
-OPS = ("submit", "status", "stream", "result", "cancel", "run", "platform", "webhook")
+OPS = ("submit", "status", "stream", "result", "cancel", "run", "platform", "webhook",
+       "upload_token", "upload", "upload_part", "upload_complete")
 
 
 @dataclass

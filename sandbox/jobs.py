@@ -52,6 +52,8 @@ class Job:
     result_body: Any = None
     result_headers: dict[str, str] = field(default_factory=dict)
     log_messages: list[tuple[str, str]] = field(default_factory=list)
+    media: dict[str, Any] = field(default_factory=dict)
+    """Read media inputs (field -> sandbox.inputs.MediaInput) until the job completes."""
 
     @property
     def ends_at(self) -> float:

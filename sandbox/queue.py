@@ -19,6 +19,7 @@ from sandbox import results, schemas
 from sandbox.catalog import Endpoint
 from sandbox.config import SandboxConfig
 from sandbox.jobs import CANCELLED_DETAIL, COMPLETED, IN_PROGRESS, IN_QUEUE, Job, jitter
+from sandbox.inputs import MediaInput
 from sandbox.media import MediaStore
 
 _LARGE_RESULT = 10 * 1024
@@ -45,18 +46,21 @@ class QueueManager:
     # -- submission ---------------------------------------------------------------------------
     def submit(self, endpoint: Endpoint, body: Any, *, key_id: str, base_url: str, now: float,
                priority: str = "normal", start_timeout_s: float | None = None,
-               webhook_url: str | None = None) -> Job:
-        """Queue a job; bad input is accepted here and fails when a runner picks it up."""
+               webhook_url: str | None = None, errors: list[dict[str, Any]] | None = None,
+               media: dict[str, MediaInput] | None = None) -> Job:
+        """Queue a job; bad input (`errors`, checked here when None) is accepted and fails when a
+        runner picks it up. `media` holds the read media inputs until the job completes."""
         self.advance(now)
         rid = str(uuid.uuid4())
-        errors = schemas.validate_input(endpoint.family, body)
+        if errors is None:
+            errors = schemas.validate_input(endpoint.family, body)
         self._seq += 1
         run_s = self.config.invalid_input_duration_s if errors else endpoint.duration_s * jitter(rid)
         job = Job(request_id=rid, endpoint=endpoint, key_id=key_id, input=body, base_url=base_url,
                   seq=self._seq, priority=0 if priority == "normal" else 1, submitted_at=now,
                   eligible_at=now + self.config.queue_delay_s,
                   start_deadline=None if start_timeout_s is None else now + start_timeout_s,
-                  webhook_url=webhook_url, input_errors=errors, run_s=run_s)
+                  webhook_url=webhook_url, input_errors=errors, run_s=run_s, media=media or {})
         if errors:
             job.log_messages = [("INFO", "Validating input"),
                                 ("ERROR", f"Input validation failed with {len(errors)} error(s)")]
@@ -155,11 +159,11 @@ class QueueManager:
         job.inference_time = round(t - (job.started_at or t), 4)
         if job.input_errors:
             self._complete(job, t, 422, {"detail": job.input_errors}, "Invalid status code: 422",
-                           "validation_error")
+                           "validation_error", {"X-Fal-Retryable": "false"})
             return
         inp = schemas.with_defaults(job.endpoint.family, job.input)
         body = results.build_output(job.endpoint, inp, job.request_id, job.base_url, self.media,
-                                    job.inference_time)
+                                    job.inference_time, job.media)
         self._complete(job, t, 200, body, None, None)
 
     def _expire(self, job: Job, t: float) -> None:
@@ -173,6 +177,7 @@ class QueueManager:
                   error_type: str | None, headers: dict[str, str] | None = None) -> None:
         job.state = COMPLETED
         job.completed_at = t
+        job.media = {}  # decoded inputs are not needed any more
         job.result_status, job.result_body = status, body
         job.result_headers = headers or {}
         job.error, job.error_type = error, error_type

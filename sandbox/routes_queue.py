@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from sandbox import catalog
+from sandbox import catalog, inputs, schemas
 from sandbox.auth import Caller
 from sandbox.http import (BodyTooLarge, apply_faults, caller_or_error, flag, json_response, maybe_malformed,
                           queue_error, read_body, state_of)
@@ -108,7 +108,9 @@ def _invalid(loc: list[Any], msg: str, kind: str, value: Any = None) -> Response
 
 async def create_job(request: Request, caller: Caller, endpoint_id: str, op: str) -> Job | Response:
     """Validate and queue one request (a queue submit, or a synchronous run): the job, or the
-    error fal would send. `op` names the fault op ("submit" or "run"); runs ignore the queue-only
+    error fal would send. The body is checked against the endpoint's published schema and its
+    media inputs are read (`sandbox.inputs`); what is wrong fails the job with 422 when a runner
+    picks it up, or, with `validate_on_submit`, answers 422 now and records no job. `op` names the fault op ("submit" or "run"); runs ignore the queue-only
     options (priority, fal_webhook: fal.run cannot send webhooks) but honour the start timeout."""
     state = state_of(request)
     endpoint = catalog.by_id().get(endpoint_id)
@@ -132,10 +134,16 @@ async def create_job(request: Request, caller: Caller, endpoint_id: str, op: str
     except (ValueError, UnicodeDecodeError) as exc:
         return _invalid(["body", getattr(exc, "pos", 0)], "JSON decode error", "json_invalid",
                         {"error": str(exc)[:200]})
+    errors = schemas.validate_input(endpoint.family, body)
+    media: dict[str, inputs.MediaInput] = {}
+    if not errors:
+        media, errors = await inputs.resolve(state, endpoint.family, body, request.url.netloc)
+    if errors and state.validate_on_submit:
+        return queue_error(422, errors, None, headers={"X-Fal-Retryable": "false"})
     state.ensure_ticker()
     base_url = str(request.base_url).rstrip("/")
     return state.queue.submit(endpoint, body, key_id=caller.queue_key, base_url=base_url,
-                              now=state.clock.now(), **options)
+                              now=state.clock.now(), errors=errors, media=media, **options)
 
 
 async def _submit(request: Request, caller: Caller, endpoint_id: str) -> Response:

@@ -13,6 +13,7 @@ from sandbox.faults import Faults
 from sandbox.jobs import Job
 from sandbox.media import MediaStore
 from sandbox.queue import QueueManager
+from sandbox.uploads import UploadStore
 from sandbox.webhooks import Signer, WebhookDispatcher
 
 log = logging.getLogger(__name__)
@@ -35,13 +36,18 @@ class SandboxState:
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config or SandboxConfig()
         self.clock = Clock(speed=self.config.speed, manual=self.config.manual_clock)
-        self.media = MediaStore()
+        cfg = self.config
+        self.uploads = UploadStore(cfg.uploads_dir, cfg.data_dir, max_file_bytes=cfg.upload_max_bytes,
+                                   max_total_bytes=cfg.upload_store_max_bytes, token_ttl_s=cfg.upload_token_ttl_s)
+        self.media = MediaStore(self.uploads)
         self.faults = Faults()
         self.signer = Signer(self.config.signing_seed)
         self.webhooks = WebhookDispatcher(self.config, self.clock, self.signer, self.faults)
         self.queue = QueueManager(self.config, self.media, on_complete=self._on_complete,
                                   on_change=self.clock.poke)
         self._ticker: asyncio.Task[None] | None = None
+        self.validate_on_submit = self.config.validate_on_submit
+        """Refuse bad input at submit (422, no job) instead of failing the job; see SandboxConfig."""
 
     def _on_complete(self, job: Job) -> None:
         if job.webhook_url:
@@ -91,8 +97,10 @@ class SandboxState:
                 return
 
     def reset(self) -> None:
-        """Forget jobs, faults and deliveries (the clock and signing key stay)."""
+        """Forget jobs, faults, deliveries, uploads and stored outputs (the clock and signing key stay)."""
         self.queue.reset()
+        self.media.reset()
+        self.uploads.reset()
         self.faults.clear()
         self.webhooks.reset()
         self.clock.poke()  # synchronous runs parked on a forgotten job answer now
@@ -105,3 +113,5 @@ class SandboxState:
                 await self._ticker
             self._ticker = None
         await self.webhooks.aclose()
+        self.media.reset()
+        self.uploads.close()
