@@ -18,6 +18,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -55,6 +56,16 @@ class WebhookVerificationError(Exception):
 
 class JwksError(Exception):
     """The JWKS could not be fetched or held no usable key (the listener answers 503)."""
+
+
+class KeysMayHaveRotated(JwksError):
+    """No cached key accepts a signature made after the keys were fetched, and the JWKS may
+    not be fetched again yet: the signer's key may be new. ``retry_after_s`` says when a
+    refetch is allowed (the listener answers 503 with Retry-After; fal retries)."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__("signing keys may have rotated; retry")
+        self.retry_after_s = retry_after_s
 
 
 KeyLike = bytes | VerifyKey
@@ -191,7 +202,9 @@ class JwksCache:
     - Cached for ``ttl_s`` seconds (at most 24 h, as fal's docs require).
     - When a signature fails to verify, the keys may have rotated: the cache refetches once
       and retries, but no more than once every ``min_refetch_s`` seconds, so a flood of
-      forged webhooks cannot turn the listener into a JWKS hammer.
+      forged webhooks cannot turn the listener into a JWKS hammer. A miss it may not refetch
+      for, on a signature made after its keys were fetched, raises KeysMayHaveRotated (the
+      listener answers 503 with Retry-After) rather than calling it a forgery.
     - Concurrent callers share one fetch (an asyncio lock plus a fetch generation counter).
     - ``client`` is an optional ``httpx.AsyncClient``; without one the cache makes and owns
       its own, lazily. No auth is sent: the JWKS is public.
@@ -218,6 +231,7 @@ class JwksCache:
         self._owns_client = client is None
         self._keys: list[VerifyKey] = []
         self._fetched_at: float | None = None
+        self._keys_as_of: float | None = None  # when the fetch that got the keys began
         self._last_attempt: float | None = None
         self._last_failure: float | None = None
         self._generation = 0
@@ -255,7 +269,7 @@ class JwksCache:
                 return False
             if force and self._failed_recently():
                 raise JwksError("the JWKS fetch failed moments ago; not retrying yet")
-            self._last_attempt = self._clock()
+            started = self._last_attempt = self._clock()
             try:
                 self._keys = [VerifyKey(k) for k in await self._fetch()]
             except JwksError:
@@ -264,6 +278,7 @@ class JwksCache:
                     raise
                 return False  # keep the keys we have; they are still within the TTL
             self._last_failure = None
+            self._keys_as_of = started
             self._fetched_at = self._clock()
             self._generation += 1
             return True
@@ -299,7 +314,12 @@ class JwksCache:
     async def verify(
         self, headers: Mapping[str, str], body: bytes, now: float | None = None
     ) -> None:
-        """Verify with the cached keys; on a bad signature refetch once (rate-limited) and retry."""
+        """Verify with the cached keys; on a bad signature refetch once (rate-limited) and retry.
+
+        Raises WebhookVerificationError, JwksError when there are no keys, and
+        KeysMayHaveRotated when no key accepts a signature newer than the keys and the
+        refetch is not allowed yet (or failed).
+        """
         when = time.time() if now is None else now
         keys = await self.keys()
         generation = self._generation
@@ -311,6 +331,31 @@ class JwksCache:
             if exc.reason != "bad_signature":
                 raise
             first = exc
-        if not await self._refresh(generation, force=False):
-            raise first
-        verify_webhook(headers, body, self._keys, now=when)
+        if await self._refresh(generation, force=False):
+            verify_webhook(headers, body, self._keys, now=when)  # keys this fresh: a miss is a forgery
+            return
+        if self._signed_after_fetch(headers, when):
+            raise KeysMayHaveRotated(self._refetch_in_s())
+        raise first
+
+    def _signed_after_fetch(self, headers: Mapping[str, str], now: float) -> bool:
+        """True if the delivery's timestamp is later than the fetch that got the cached keys.
+
+        Both sides are ages, so the cache's clock and the wall clock never mix. A key fal
+        signs with is published before it is used, so keys fetched after the signature was
+        made would hold it (the timestamp has whole seconds: a key first used within the
+        second before our fetch gets 401, which fal retries).
+        """
+        if self._keys_as_of is None:
+            return False
+        timestamp = _lower_headers(headers).get(HEADER_TIMESTAMP, "")
+        if not timestamp.isdigit():
+            return False
+        return self._clock() - self._keys_as_of > now - int(timestamp)
+
+    def _refetch_in_s(self) -> int:
+        """Whole seconds until a refetch is allowed again (at least 1)."""
+        if self._last_attempt is None:
+            return 1
+        left = self._last_attempt + self.min_refetch_s - self._clock()
+        return max(1, min(int(self.min_refetch_s) or 1, math.ceil(left)))

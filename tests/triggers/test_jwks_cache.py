@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.triggers.support import FakeClock, JwksServer, Signer
-from tools.webhooks import JwksCache, JwksError, WebhookVerificationError
+from tools.webhooks import JwksCache, JwksError, KeysMayHaveRotated, WebhookVerificationError
 
 NOW = 1_800_000_000
 
@@ -57,6 +57,37 @@ async def test_rotation_new_key_accepted_after_one_rate_limited_refetch(signer, 
     assert jwks_server.fetches == 3
 
 
+async def test_a_rotated_key_inside_the_refetch_window_is_may_have_rotated_not_forged(signer, jwks_server):
+    """Issue 12 finding 9: a key fal started using after our fetch got 401 for up to a minute."""
+    clock = FakeClock(0)
+    cache = jwks_server.cache(clock=clock, min_refetch_s=60)
+    await cache.keys()
+    new = Signer()
+    jwks_server.keys = [signer.jwk, new.jwk]  # fal publishes a new key and starts signing with it
+    clock.advance(20)
+    body = b'{"x": 1}'
+    headers = new.headers(body, "r1", timestamp=NOW)
+    with pytest.raises(KeysMayHaveRotated) as info:
+        await cache.verify(headers, body, now=NOW)
+    assert info.value.retry_after_s == 40  # the refetch is allowed 60 s after the last one
+    assert jwks_server.fetches == 1  # still rate-limited
+    clock.advance(40)
+    await cache.verify(headers, body, now=NOW)  # fal's retry: refetched, and the new key verifies
+    assert jwks_server.fetches == 2
+
+
+async def test_a_miss_older_than_the_keys_is_a_forgery_even_when_rate_limited(signer, jwks_server):
+    clock = FakeClock(0)
+    cache = jwks_server.cache(clock=clock, min_refetch_s=60)
+    await cache.keys()
+    clock.advance(20)
+    body = b"{}"
+    forged = Signer().headers(body, "r1", timestamp=NOW - 30)  # signed before our fetch: its key would be there
+    with pytest.raises(WebhookVerificationError, match="bad_signature"):
+        await cache.verify(forged, body, now=NOW)
+    assert jwks_server.fetches == 1
+
+
 async def test_malformed_requests_never_trigger_a_refetch(signer, jwks_server):
     clock = FakeClock(0)
     cache = jwks_server.cache(clock=clock)
@@ -100,7 +131,8 @@ async def test_unreachable_jwks_is_a_typed_error_and_old_keys_survive_a_failed_r
     clock.advance(120)
     other = Signer()
     body = b"{}"
-    with pytest.raises(WebhookVerificationError, match="bad_signature"):
+    # Signed after our keys were fetched and the refetch failed: maybe a new key, not a forgery.
+    with pytest.raises(KeysMayHaveRotated):
         await cache.verify(other.headers(body, "r", timestamp=NOW), body, now=NOW)
     # The keys we had still verify while within the TTL.
     await cache.verify(signer.headers(body, "r", timestamp=NOW), body, now=NOW)
