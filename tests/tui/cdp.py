@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -190,13 +191,15 @@ class Page:
         """The terminal's visible rows, as xterm.js holds them ('' before it exists)."""
         return await self.evaluate(SCREEN_TEXT_JS) or ""
 
-    async def wait_for_text(self, needle: str, timeout: float) -> str:
-        """Poll the screen until `needle` shows; the screen text, or CdpError with what was there."""
+    async def wait_for_text(self, needle: str | Callable[[str], bool], timeout: float) -> str:
+        """Poll the screen until `needle` shows (or, a callable, holds of the screen text); the
+        screen text, or CdpError with what was there."""
+        test = needle if callable(needle) else (lambda text: needle in text)
         deadline = time.monotonic() + timeout
         text = ""
         while time.monotonic() < deadline:
             text = await self.screen_text()
-            if needle in text:
+            if test(text):
                 return text
             await asyncio.sleep(0.2)
         raise CdpError(f"{needle!r} not on screen after {timeout}s; screen was:\n{text}")
@@ -212,11 +215,15 @@ class Page:
                 await self.press_enter()
 
     async def press_enter(self) -> None:
-        """A real Enter key press (keydown with its text, keyup)."""
-        key = {"key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13, "nativeVirtualKeyCode": 13}
-        await self.browser.call("Input.dispatchKeyEvent", {"type": "keyDown", "text": "\r", **key},
-                                session=self.session)
-        await self.browser.call("Input.dispatchKeyEvent", {"type": "keyUp", **key}, session=self.session)
+        """A real Enter key press."""
+        await self.press("Enter", 13, text="\r")
+
+    async def press(self, key: str, key_code: int, text: str | None = None) -> None:
+        """A real key press (keydown, with its text if it types one, then keyup)."""
+        info = {"key": key, "code": key, "windowsVirtualKeyCode": key_code, "nativeVirtualKeyCode": key_code}
+        down = {"type": "keyDown", **info, "text": text} if text else {"type": "rawKeyDown", **info}
+        await self.browser.call("Input.dispatchKeyEvent", down, session=self.session)
+        await self.browser.call("Input.dispatchKeyEvent", {"type": "keyUp", **info}, session=self.session)
 
     async def screenshot(self, path: Path) -> Path:
         """Save a PNG of the tab."""

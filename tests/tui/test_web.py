@@ -318,3 +318,32 @@ def test_bad_port_and_busy_port_are_clear_errors() -> None:
         busy.listen()
         with pytest.raises(web.WebError, match="cannot listen on 127.0.0.1"):
             web.serve("127.0.0.1", busy.getsockname()[1])
+
+
+@needs_chromium
+async def test_a_result_image_shows_as_half_blocks_in_the_browser(start_server, browser, tmp_path: Path) -> None:
+    server = start_server()
+    page = await browser.new_page(server.url)
+    await page.wait_for_text(PROMPT, 60)
+    await page.type('submit fal-ai/flux/schnell prompt "a red fox" then watch then result\n')
+    await page.wait_for_text("Approve: submit_queue_request", 90)
+    await page.press_enter()  # the Approve button has focus
+
+    def preview_shown(text: str) -> bool:  # rows of half-block cells (a dialog border is one row)
+        return "Approve edited" not in text and sum(line.count("▀") >= 24 for line in text.splitlines()) >= 4
+
+    await page.wait_for_text(preview_shown, 120)
+    # The turn goes on to fetch the result and the chat scrolls past the preview: once it has
+    # ended, page back up to the preview for the screenshot.
+    await page.wait_for_text(lambda text: "get_queue_result" in text and PROMPT in text
+                             and "I fetched the result" in text, 120)
+    screen = await page.screen_text()
+    for _ in range(20):
+        if preview_shown(screen):
+            break
+        before = screen
+        await page.press("PageUp", 33)
+        screen = await page.wait_for_text(lambda text: text != before, 10)  # each press has landed
+    await page.screenshot(tmp_path / "web-image-tab.png")
+    assert preview_shown(await page.screen_text()), screen  # what the screenshot shows
+    assert await asyncio.to_thread(server.stop) == 0
