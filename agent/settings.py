@@ -7,7 +7,7 @@ Every field is mirrored in `.env.example`. Secrets are `SecretStr`, so they prin
 from __future__ import annotations
 
 import getpass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +21,61 @@ from tools.fal.config import (
 )
 
 SANDBOX_KEY = "sandbox-key:sandbox-secret"
+
+
+class WebhookSettings(BaseSettings):
+    """The webhook listener's limits against hostile senders and where it does its work.
+
+    A section of :class:`Settings` (``settings.webhooks``), read from the same environment
+    and `.env`; each field is one ``FAL_PERSONA_WEBHOOK_*`` variable, mirrored in `.env.example`.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    max_header_bytes: int = Field(default=16 * 1024, alias="FAL_PERSONA_WEBHOOK_MAX_HEADER_BYTES",
+                                  ge=1024, le=1024 * 1024)
+    """Most bytes a webhook request's line and headers may take; more answers 431 and closes."""
+    max_headers: int = Field(default=64, alias="FAL_PERSONA_WEBHOOK_MAX_HEADERS", ge=8, le=1000)
+    """Most header fields in one webhook request; more answers 431 and closes."""
+    header_timeout_s: float = Field(default=10.0, alias="FAL_PERSONA_WEBHOOK_HEADER_TIMEOUT_S", gt=0, le=300)
+    """Seconds a sender has, from connecting (or its first byte on a kept-alive connection), to
+    finish sending a request's headers; then it gets 408 and is closed."""
+    body_timeout_s: float = Field(default=30.0, alias="FAL_PERSONA_WEBHOOK_BODY_TIMEOUT_S", gt=0, le=600)
+    """Seconds a sender has, once its headers are in, to finish sending the body; then 408 and closed."""
+    keepalive_timeout_s: float = Field(default=5.0, alias="FAL_PERSONA_WEBHOOK_KEEPALIVE_TIMEOUT_S", gt=0, le=300)
+    """Seconds an idle kept-alive connection to the webhook listener stays open."""
+    max_connections: int = Field(default=1000, alias="FAL_PERSONA_WEBHOOK_MAX_CONNECTIONS", ge=4, le=100_000)
+    """Most connections the webhook listener holds at once (lowered to fit the open-file limit).
+    When full it evicts the longest-waiting connection that is between requests or still sending
+    headers, and if none is, stops accepting until one closes (the rest wait in the backlog)."""
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, alias="FAL_PERSONA_WEBHOOK_MAX_BODY_BYTES",
+                                ge=1024, le=256 * 1024 * 1024)
+    """Largest webhook body accepted; Content-Length is required and over this answers 413 unread."""
+    body_budget_bytes: int = Field(default=32 * 1024 * 1024, alias="FAL_PERSONA_WEBHOOK_BODY_BUDGET_BYTES",
+                                   ge=0, le=4 * 1024 * 1024 * 1024)
+    """Bytes of bodies over 64 KiB the listener reads at once, all connections together; a large
+    delivery past it answers 503 with Retry-After (fal retries), so memory stays bounded."""
+    check: Literal["auto", "process", "thread", "inline"] = Field(default="auto", alias="FAL_PERSONA_WEBHOOK_CHECK")
+    """Where `webhooks serve` verifies and stores deliveries: a checker process, a thread, or the
+    event loop. auto: the checker process with one worker (POSIX), the event loop with more."""
+    sync: Literal["FULL", "NORMAL"] = Field(default="FULL", alias="FAL_PERSONA_WEBHOOK_SYNC")
+    """The inbox's SQLite synchronous level: FULL makes every acknowledged event survive power loss."""
+    http: Literal["auto", "httptools", "h11"] = Field(default="auto", alias="FAL_PERSONA_WEBHOOK_HTTP")
+    """uvicorn's HTTP parser for `webhooks serve` (auto: httptools when installed)."""
+    loop: Literal["auto", "asyncio", "uvloop"] = Field(default="auto", alias="FAL_PERSONA_WEBHOOK_LOOP")
+    """The event loop for `webhooks serve` (auto: uvloop when installed)."""
+
+    @field_validator("sync", mode="before")
+    @classmethod
+    def _upper_sync(cls, value: object) -> object:
+        """`normal` is as good as `NORMAL` (SQLite reads it either way)."""
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("check", "http", "loop", mode="before")
+    @classmethod
+    def _lower_choice(cls, value: object) -> object:
+        """`H11` or `UVLOOP` are the same choices in lower case."""
+        return value.lower() if isinstance(value, str) else value
 
 
 class Settings(BaseSettings):
@@ -67,32 +122,8 @@ class Settings(BaseSettings):
     """Seconds to wait for the model server to answer (and between streamed tokens)."""
     llm_max_retries: int = Field(default=1, alias="FAL_PERSONA_LLM_MAX_RETRIES", ge=0, le=10)
     """Retries of a model request that failed in a retryable way (connection, 429, 5xx)."""
-    webhook_max_header_bytes: int = Field(default=16 * 1024, alias="FAL_PERSONA_WEBHOOK_MAX_HEADER_BYTES",
-                                          ge=1024, le=1024 * 1024)
-    """Most bytes a webhook request's line and headers may take; more answers 431 and closes."""
-    webhook_max_headers: int = Field(default=64, alias="FAL_PERSONA_WEBHOOK_MAX_HEADERS", ge=8, le=1000)
-    """Most header fields in one webhook request; more answers 431 and closes."""
-    webhook_header_timeout_s: float = Field(default=10.0, alias="FAL_PERSONA_WEBHOOK_HEADER_TIMEOUT_S",
-                                            gt=0, le=300)
-    """Seconds a sender has, from connecting (or its first byte on a kept-alive connection), to
-    finish sending a request's headers; then it gets 408 and is closed."""
-    webhook_body_timeout_s: float = Field(default=30.0, alias="FAL_PERSONA_WEBHOOK_BODY_TIMEOUT_S", gt=0, le=600)
-    """Seconds a sender has, once its headers are in, to finish sending the body; then 408 and closed."""
-    webhook_keepalive_timeout_s: float = Field(default=5.0, alias="FAL_PERSONA_WEBHOOK_KEEPALIVE_TIMEOUT_S",
-                                               gt=0, le=300)
-    """Seconds an idle kept-alive connection to the webhook listener stays open."""
-    webhook_max_connections: int = Field(default=1000, alias="FAL_PERSONA_WEBHOOK_MAX_CONNECTIONS",
-                                         ge=4, le=100_000)
-    """Most connections the webhook listener holds at once (lowered to fit the open-file limit).
-    When full it evicts the longest-waiting connection that is between requests or still sending
-    headers, and if none is, stops accepting until one closes (the rest wait in the backlog)."""
-    webhook_max_body_bytes: int = Field(default=4 * 1024 * 1024, alias="FAL_PERSONA_WEBHOOK_MAX_BODY_BYTES",
-                                        ge=1024, le=256 * 1024 * 1024)
-    """Largest webhook body accepted; Content-Length is required and over this answers 413 unread."""
-    webhook_body_budget_bytes: int = Field(default=32 * 1024 * 1024, alias="FAL_PERSONA_WEBHOOK_BODY_BUDGET_BYTES",
-                                           ge=0, le=4 * 1024 * 1024 * 1024)
-    """Bytes of bodies over 64 KiB the listener reads at once, all connections together; a large
-    delivery past it answers 503 with Retry-After (fal retries), so memory stays bounded."""
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    """The webhook listener's limits and tuning (their own FAL_PERSONA_WEBHOOK_* variables)."""
 
     @field_validator("fal_key", "openai_api_key", mode="before")
     @classmethod

@@ -1,70 +1,37 @@
 """Benchmark: verified + stored webhooks per second vs the same server answering bare.
 
-Both servers are `fal-persona webhooks serve` subprocesses on 127.0.0.1 (the bare one with
-FAL_PERSONA_WEBHOOK_BARE=1: read the body, answer 200, verify and store nothing), measured
-side by side in one run with the same pre-signed requests and the same client.
+The verifying server is `fal-persona webhooks serve`; the bare one is built here (``serve-bare``:
+the same uvicorn stack, limits, socket and GC tuning, and a handler that checks Content-Length,
+reads the body and answers 200, verifying and storing nothing). Both run as subprocesses on
+127.0.0.1 and are measured side by side in one run with the same pre-signed requests and the
+same client. Production code has no bare mode; this file owns it.
 
 The client: several processes (``--procs``), each an asyncio loop with ``--concurrency``
 keep-alive connections. By default each lane is a minimal HTTP/1.1 client written as an
-asyncio Protocol (``--client raw``): the client shares the 2 CPUs with the server it measures,
+asyncio Protocol (``--client raw``): the client shares the CPUs with the server it measures,
 so every microsecond it spends is taken from the listener (real senders are elsewhere);
 ``httpx.AsyncClient`` (``--client httpx``) spends more CPU per request than the server does
-and measured the client (about 1,300/s bare). For the same reason each lane, once it has seen
-a 2xx, sets SO_RCVLOWAT just under that answer's size: uvicorn writes a response's head and
-body separately, and the lane is then woken once per answer instead of twice (12 us of client
-CPU per request instead of 17; every answer the listener gives is at least that long, and an
-EOF wakes it anyway). Signing and request bytes are prepared before the clock starts. Latency
-is per request, send to full response.
+and measures the client. For the same reason each lane, once it has seen a 2xx, sets
+SO_RCVLOWAT just under that answer's size: uvicorn writes a response's head and body
+separately, and the lane is then woken once per answer instead of twice (every answer the
+listener gives is at least that long, and an EOF wakes it anyway). Signing and request bytes
+are prepared before the clock starts. Latency is per request, send to full response.
 
 Goals (issue 6): verified >= 50% of bare throughput, >= 2,000/s, p99 <= 50 ms, nothing lost
 (rows in the inbox == 2xx answers). Each round starts a bare server and then a verifying one
 and drives both the same way; the ratio reported is the median of the rounds' ratios, since
-one round on this shared machine can move by +-5%. It also prints each server's CPU per
+one round on a shared machine moves by several percent. It also prints each server's CPU per
 request (/proc, the checker process included), the client's, and the cores each side kept
-busy (CPU per request x rate).
+busy (CPU per request x rate), and the load average before and after.
 
 Why 64 connections by default: a throughput figure needs each server driven to its limit. The
-bare server reaches it with 16 (its one event loop is then ~98% busy, and 64 changes nothing:
-~31k/s either way), but the verifying one is still latency-bound at 16: every delivery waits
-for a round in the checker (~1.1 ms p50), so 16 connections cap it at 16 / 1.1 ms ~ 14.5k/s
+bare server reaches it with few connections, but the verifying one is latency-bound with few:
+every delivery waits for a round in the checker, so N connections cap it at N / that latency
 whatever its capacity. fal delivers webhooks from many senders at once; run with
-``--concurrency 16`` to see the latency-bound figure.
+``--concurrency 16`` to see the latency-bound figure. ``--workers N`` runs both servers as N
+processes (the verifying one checks on its event loops then).
 
-Measured on this 2-core machine (Nov 2026, 3 rounds x 30,000 requests per mode, 64 lanes):
-
-    bare 28.3-29.7k/s, verified 16.6-17.2k/s, p99 <= 7.2 ms; ratio median 0.588
-    (rounds 0.569-0.599); without the client's SO_RCVLOWAT medians were 0.485-0.543;
-    16 lanes (latency-bound): verified 12.3-12.6k/s, ratio 0.43
-
-What got it there (each measured side by side with the one before):
-
-    verify + store on threads in the listener (before)          ~8.0k/s   0.26
-    a checker process verifies, parses and stores               ~12.5k/s  0.40
-    its rounds capped at 32 deliveries (no bunching)            ~14.5k/s  0.47
-    gc.freeze + young collections every 10k allocations         ~16k/s    0.50  (p99 20 -> 7 ms)
-    pydantic's JSON parser first, client without GC pauses      ~16k/s    0.52
-    the client woken once per answer (SO_RCVLOWAT)              ~16.9k/s  0.59
-
-Tried and measured worse: a commit thread or an fsync thread in the checker (the answering
-thread waited for the GIL: ~9.5k/s), two checker processes (smaller commits: 8.5k/s),
-holding a round open for more deliveries (bursts grew: ~9.8k/s), rounds of 8 (more commits),
-verifying on the listener's loop when the checker is busy (11.5k/s), and nice/pinning the
-processes (no change). synchronous=NORMAL is no faster, and solders' Rust verify is 34 us
-against libsodium's 36. The floor: bare is one event loop at ~31 us of CPU per request; a
-verified one adds ~36 us of Ed25519, ~2 us of parsing and ~5 us of storing, and the client's
-~16 us comes out of the same 2 cores.
-
-Both servers run with the listener's limits (issue 12.3: header size/count, header, body and
-keep-alive timers, the connection cap and accept loop, check_head before the body). Measured
-side by side against the commit before them on a heavily shared machine (the servers got
-0.4-1.2 cores; other sessions' tests were running), 2 x 3 rounds x 20,000, interleaved:
-before 0.391 / 0.426, after 0.513 / 0.398, server CPU per request the same within the noise
-(bare 89-120 us vs 92-108, verified 240-290 vs 264-288). Neither side met 0.50 reliably on
-that machine; rerun on a quiet one.
-
-``--workers N`` runs both servers as ``webhooks serve --workers N`` (the event loop verifies
-inline there). Measured earlier: N=2 gives bare ~35-37k/s and verified ~8.8k/s (16 lanes) or
-~13.6k/s (64 lanes).
+What was measured with it, and what was tried, is in docs/webhooks-performance.md.
 
     .venv/bin/python bench/webhooks.py [-n 30000] [--rounds 3] [--procs 1] [--concurrency 64] [--workers 1]
         [--check auto|process|thread|inline] [--stack auto|h11] [--sync FULL|NORMAL]
@@ -139,22 +106,99 @@ def serve_jwks(document: str) -> tuple[http.server.ThreadingHTTPServer, str]:
 
 def start_server(home: str, jwks_url: str, bare: bool, sync: str,
                  stack: str = "auto", workers: int = 1, check: str = "auto") -> tuple[subprocess.Popen, str]:
-    """Start the listener subprocess and wait for its URL."""
+    """Start the listener subprocess (ours or the bare one) and wait for its URL."""
     pure = stack == "h11"
     env = {**os.environ, "FAL_PERSONA_WEBHOOK_HTTP": "h11" if pure else "auto",
            "FAL_PERSONA_WEBHOOK_LOOP": "asyncio" if pure else "auto", "FAL_PERSONA_HOME": home, "FAL_JWKS_URL": jwks_url,
-           "FAL_PERSONA_WEBHOOK_BARE": "1" if bare else "0", "FAL_PERSONA_WEBHOOK_SYNC": sync,
-           "FAL_PERSONA_NO_LOG": "1", "PYTHONPATH": str(REPO), "FAL_PERSONA_WEBHOOK_CHECK": check}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from agent.cli import main; sys.exit(main(sys.argv[1:]))",
-         "webhooks", "serve", "--host", "127.0.0.1", "--port", "0", "--workers", str(workers)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=home)
+           "FAL_PERSONA_WEBHOOK_SYNC": sync, "FAL_PERSONA_NO_LOG": "1", "PYTHONPATH": str(REPO),
+           "FAL_PERSONA_WEBHOOK_CHECK": check}
+    if bare:
+        command = [sys.executable, str(Path(__file__).resolve()), "serve-bare", "--workers", str(workers)]
+    else:
+        command = [sys.executable, "-c", "import sys; from agent.cli import main; sys.exit(main(sys.argv[1:]))",
+                   "webhooks", "serve", "--host", "127.0.0.1", "--port", "0", "--workers", str(workers)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=home)
     for line in proc.stdout:  # type: ignore[union-attr]
         match = re.match(r"Listening on (http://\S+)", line)
         if match:
             threading.Thread(target=proc.stdout.read, daemon=True).start()  # type: ignore[union-attr]
             return proc, match.group(1)
     raise RuntimeError(f"server did not start: {proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
+
+
+def bare_app(max_body: int):
+    """The baseline: the listener's route, Content-Length checked, body read, 200; nothing verified or stored."""
+    from starlette.applications import Starlette
+    from starlette.requests import ClientDisconnect, Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from agent.triggers.server import WEBHOOK_PATH
+
+    received = b'{"received":true}'
+
+    def refuse(status: int, reason: str) -> Response:
+        response = Response(json.dumps({"error": reason}), status_code=status, media_type="application/json")
+        response.raw_headers.append((b"connection", b"close"))
+        return response
+
+    async def receive(request: Request) -> Response:
+        length = dict(request.scope["headers"]).get(b"content-length")
+        if length is None:
+            return refuse(411, "length_required")
+        if not length.isdigit() or int(length) > max_body:
+            return refuse(413, "too_large")
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_body:
+                    return refuse(413, "too_large")
+        except ClientDisconnect:
+            return Response(status_code=400)
+        return Response(received, media_type="application/json")
+
+    async def healthz(request: Request) -> Response:
+        return Response(b'{"ok":true}', media_type="application/json")
+
+    return Starlette(routes=[Route(WEBHOOK_PATH, receive, methods=["POST"]),
+                             Route("/healthz", healthz, methods=["GET"])])
+
+
+def serve_bare(workers: int) -> int:
+    """`serve-bare`: the baseline server on a free loopback port, as `webhooks serve` runs ours."""
+    from agent.settings import WebhookSettings
+    from agent.triggers import gctune
+    from agent.triggers.http_server import bind_socket, uvicorn_server
+    from agent.triggers.workers import sibling_sockets
+
+    limits = WebhookSettings()
+    sock = bind_socket("127.0.0.1", 0, reuse_port=workers > 1)
+    print(f"Listening on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+
+    def run(each) -> None:
+        server = uvicorn_server(bare_app(limits.max_body_bytes), limits)
+        gctune.for_serving()
+        server.run(sockets=[each])
+
+    if workers == 1:
+        run(sock)
+        return 0
+    import signal
+
+    children = []
+    for each in sibling_sockets(sock, workers):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                run(each)
+            finally:
+                os._exit(0)
+        children.append(pid)
+    signal.signal(signal.SIGTERM, lambda *_: [os.kill(c, signal.SIGTERM) for c in children])
+    for _ in children:
+        os.wait()
+    return 0
 
 
 def raw_client_proc(url: str, reqs: list, concurrency: int, start_at: float, out: mp.Queue) -> None:
@@ -368,7 +412,18 @@ def measure(mode: str, args: argparse.Namespace, jwks_url: str, reqs: list) -> d
     return result
 
 
+def load_average() -> str:
+    """The 1/5/15-minute load averages: how busy the shared machine was around the run."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["serve-bare"]:
+        workers = int(sys.argv[sys.argv.index("--workers") + 1]) if "--workers" in sys.argv else 1
+        return serve_bare(workers)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-n", type=int, default=30_000, help="requests per mode and round")
     parser.add_argument("--rounds", type=int, default=3,
@@ -389,6 +444,7 @@ def main() -> int:
     total = args.n + args.warmup
     reqs, jwks_doc = make_requests(2 * total * args.rounds, "wh")  # one key; every run its own ids
     server, jwks_url = serve_jwks(jwks_doc)
+    print(f"load average before: {load_average()}")
     print(f"webhook listener benchmark: {args.n} requests per mode, {args.rounds} round(s), {args.procs} "
           f"{args.client} client processes x {args.concurrency} lanes, inbox synchronous={args.sync}, server "
           f"stack {args.stack}, check {args.check}, {args.workers} worker(s), {os.cpu_count()} CPUs")
@@ -411,6 +467,7 @@ def main() -> int:
         verified_runs.append(verified)
         lost += verified["expected_rows"] - verified["stored"]
     server.shutdown()
+    print(f"load average after: {load_average()}")
     median = statistics.median(ratios)
     print(f"verified/bare throughput: {median:.3f} median of {', '.join(f'{r:.3f}' for r in ratios)}"
           f"  (goal >= 0.50: {'met' if median >= 0.5 else 'NOT met'})")

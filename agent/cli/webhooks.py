@@ -1,19 +1,13 @@
 """`fal-persona webhooks serve|list` and `fal-persona schedules list`.
 
-`webhooks serve` honours environment switches used by tests and the benchmark:
-``FAL_PERSONA_WEBHOOK_BARE=1`` answers 200 without verifying or storing (a baseline, never for
-real use), ``FAL_PERSONA_WEBHOOK_SYNC`` (FULL|NORMAL) overrides the inbox's fsync level, and
-``FAL_PERSONA_WEBHOOK_HTTP`` (auto|h11|httptools) / ``FAL_PERSONA_WEBHOOK_LOOP``
-(auto|asyncio|uvloop) pick uvicorn's protocol and loop, and ``FAL_PERSONA_WEBHOOK_CHECK``
-(auto|process|thread|inline) where deliveries are verified and stored (auto: the checker
-process for one worker, see checker.py; the event loop for ``--workers`` > 1, see intake.py).
+`webhooks serve` is agent.triggers.serve; it is tuned by Settings.webhooks (the
+``FAL_PERSONA_WEBHOOK_*`` variables in `.env.example`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -38,74 +32,12 @@ def _when(epoch: float | None) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from agent.triggers.inbox import Inbox
-    from agent.triggers.listener import (
-        base_url,
-        bind_socket,
-        build_listener,
-        uvicorn_server,
-    )
-    from agent.triggers.rules import RuleError, load_rules
-    from agent.triggers.schedules import load_schedules
-    from agent.triggers.server import WEBHOOK_PATH
-
-    settings = _settings(args)
-    host = args.host or settings.webhook_host
-    port = settings.webhook_port if args.port is None else args.port
-    workers = getattr(args, "workers", 1) or 1
-    if workers < 1 or workers > 64:
-        raise CliError("--workers must be between 1 and 64")
-    bare = os.environ.get("FAL_PERSONA_WEBHOOK_BARE", "") in ("1", "true", "yes")
-    sync = os.environ.get("FAL_PERSONA_WEBHOOK_SYNC", "FULL").upper()
-    if sync not in ("FULL", "NORMAL"):
-        raise CliError("FAL_PERSONA_WEBHOOK_SYNC must be FULL or NORMAL")
-    check = os.environ.get("FAL_PERSONA_WEBHOOK_CHECK", "auto").lower()
-    if check not in ("auto", "thread", "inline", "process"):
-        raise CliError("FAL_PERSONA_WEBHOOK_CHECK must be auto, thread, inline or process")
-    if check == "auto":  # the checker process inherits its socket: POSIX only
-        check = ("process" if os.name == "posix" else "thread") if workers == 1 else "inline"
-    try:  # load the files once up front so a bad rule fails here, not in every worker
-        rules, schedules = (None, None) if bare else (load_rules(), load_schedules())
-    except RuleError as exc:
-        raise CliError(str(exc)) from None
-
-    def build(primary: bool):
-        # The checker process writes to the inbox beside this one: queue on the file lock.
-        shared = workers > 1 or check == "process"
-        return build_listener(settings, bare=bare, inbox=Inbox(synchronous=sync, shared_writers=shared), rules=rules,
-                              schedules=schedules, actions=primary, check=check)
-
-    def serve(listener, sock) -> None:
-        from agent.triggers import gctune
-
-        server = uvicorn_server(listener.app, http=os.environ.get("FAL_PERSONA_WEBHOOK_HTTP", "auto"),
-                                loop=os.environ.get("FAL_PERSONA_WEBHOOK_LOOP", "auto"))
-        gctune.for_serving()  # everything is loaded by now
-        server.run(sockets=[sock])
+    from agent.triggers.serve import ServeError, serve
 
     try:
-        sock = bind_socket(host, port, reuse_port=workers > 1)
-    except OSError as exc:
-        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    url = base_url(host, sock.getsockname()[1])
-    public = settings.webhook_public_url or f"{url}{WEBHOOK_PATH}"
-    print(f"Listening on {url}", flush=True)
-    print(f"Webhook URL to give fal: {public}", flush=True)
-    if bare:
-        print("BARE MODE: nothing is verified or stored (benchmark baseline only)", flush=True)
-    else:
-        print(f"JWKS: {settings.fal_config().jwks_url}", flush=True)
-        print(f"Inbox: {Inbox().path}", flush=True)
-        print(f"Rules: {len(rules or [])}; schedules: {len(schedules or [])}", flush=True)
-        where = {"process": "a checker process", "thread": "threads", "inline": "the event loop"}[check]
-        print(f"Verifying and storing in {where}", flush=True)
-    if workers == 1:
-        serve(build(True), sock)
-        return 0
-    from agent.triggers.workers import run_workers
-
-    print(f"Workers: {workers} processes (rules and schedules run in worker 0)", flush=True)
-    return run_workers(workers, sock, build, serve)
+        return serve(_settings(args), host=args.host, port=args.port, workers=getattr(args, "workers", 1) or 1)
+    except ServeError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -1,14 +1,15 @@
 """The checker process: verify, validate and store webhook deliveries for a listener.
 
 Why a process of its own: a verified delivery costs about twice the CPU of the HTTP work
-around it (an Ed25519 verify ~40 µs, parsing and the commit ~15 µs). In one Python process
-that work and the event loop take turns on the GIL and pay a thread wake-up at every hand-off,
-so the listener used barely more than one core. Here the listener's event loop only collects
-the four signed headers and the raw body and writes them down a Unix socket; this process,
-on the other core, does everything else and answers with one outcome per delivery. The
-listener sends the 2xx only after that answer, and this process answers "stored" only after
-the commit that holds the row returned, so the guarantees do not change: nothing is parsed
-before its signature verified, and nothing is acknowledged before it is durable.
+around it (the Ed25519 verify most of it). In one Python process that work and the event loop
+take turns on the GIL and pay a thread wake-up at every hand-off, so the listener used barely
+more than one core. Here the listener's event loop only collects the four signed headers and
+the raw body and writes them down a Unix socket; this process, on the other core, runs
+``check.check_delivery`` on each, stores the verified events and answers with one outcome per
+delivery. The listener sends the 2xx only after that answer, and this process answers
+"stored" only after the commit that holds the row returned, so the guarantees do not change:
+nothing is parsed before its signature verified, and nothing is acknowledged before it is
+durable.
 
 The protocol (both ends are this package; ``marshal`` is used for speed and never sees data
 from anyone else, only bytes and strings this code put in tuples):
@@ -27,20 +28,17 @@ from anyone else, only bytes and strings this code put in tuples):
           answered once, in the order sent
 
 One thread, one loop. Frames queue up in order; each round takes up to ROUND_ITEMS deliveries
-off the front (splitting a batch if need be), verifies and parses them, stores the good ones in
-one transaction and answers them, then takes in whatever frames arrived meanwhile; it blocks
-only when nothing is queued. Why a cap: answering everything in hand at once let one big
-group of deliveries form and travel together (listener, client, listener, checker), so the
-checker sat idle while it was away; capped rounds keep several groups in flight. Measured at
-64 connections on 2 cores: uncapped ~14.0k/s, 48: ~14.3k/s, 32: ~16.1-17.1k/s, 16: ~16.0k/s,
-8: ~13.2k/s (smaller rounds pay more commits). It exits when the
-listener closes the socket (or dies: the kernel closes it then), after storing and answering
-what it was sent.
+off the front (splitting a batch if need be), checks them, stores the good ones in one
+transaction and answers them, then takes in whatever frames arrived meanwhile; it blocks only
+when nothing is queued. Why a cap: answering everything in hand at once let one big group of
+deliveries form and travel together (listener, client, listener, checker), so the checker sat
+idle while it was away; capped rounds keep several groups in flight, and rounds much smaller
+than the cap pay for more commits. It exits when the listener closes the socket (or dies: the
+kernel closes it then), after storing and answering what it was sent.
 
-Measured alternatives (bench/webhooks.py, 2 cores shared with the load client): a second
-thread that commits, or one that fsyncs the WAL once per group of NORMAL commits, both made it
-slower (~9.5k/s against ~11k/s): the answering thread waited for the GIL while the checking
-thread held it, so answers left a round late and the listener and checker took turns.
+A second thread that commits, or one that fsyncs the WAL once per group of NORMAL commits,
+both measured slower: the answering thread waited for the GIL while the checking thread held
+it. The measurements behind these choices are in docs/webhooks-performance.md.
 
 Run as ``python -m agent.triggers.checker FD`` with FD an inherited socket (intake_process.py
 starts it).
@@ -48,6 +46,7 @@ starts it).
 
 from __future__ import annotations
 
+import logging
 import marshal
 import signal
 import socket
@@ -60,16 +59,11 @@ from typing import Any
 from nacl.signing import VerifyKey
 
 from agent.triggers import gctune
+from agent.triggers.check import Outcome, check_delivery
 from agent.triggers.inbox import Inbox, NewEvent
-from agent.triggers.payload import PayloadError, parse_webhook_body
-from tools.webhooks import (
-    HEADER_REQUEST_ID,
-    HEADER_SIGNATURE,
-    HEADER_TIMESTAMP,
-    HEADER_USER_ID,
-    WebhookVerificationError,
-    verify_signed_headers,
-)
+from tools.webhooks import HEADER_REQUEST_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, HEADER_USER_ID
+
+log = logging.getLogger(__name__)
 
 _HEAD = 4
 ROUND_ITEMS = 32
@@ -124,22 +118,15 @@ class Checker:
             _, batch_id, received_at, items, offset = message
             results: list[Any] = []
             for rid, uid, ts, sig, body, endpoint_id in items:
-                found = {HEADER_REQUEST_ID: rid, HEADER_USER_ID: uid, HEADER_TIMESTAMP: ts, HEADER_SIGNATURE: sig}
-                try:
-                    verify_signed_headers(found, body, self.keys, now=now)
-                except WebhookVerificationError as exc:
-                    results.append((401, exc.reason, False, None))
-                    continue
-                try:
-                    payload = parse_webhook_body(body, expected_request_id=rid)
-                except PayloadError as exc:
-                    results.append((422, exc.reason, False, None))
+                signed = {HEADER_REQUEST_ID: rid, HEADER_USER_ID: uid, HEADER_TIMESTAMP: ts, HEADER_SIGNATURE: sig}
+                checked = check_delivery(signed, body, self.keys, now=now, received_at=received_at,
+                                         endpoint_id=endpoint_id)
+                if isinstance(checked, Outcome):
+                    results.append((checked.code, checked.reason, False, None))
                     continue
                 round_.slots.append((results, len(results)))
                 results.append(None)
-                round_.events.append(NewEvent(request_id=payload.request_id, received_at=received_at,
-                                              status=payload.status, body=body, user_id=uid,
-                                              endpoint_id=endpoint_id))
+                round_.events.append(checked)
             round_.replies.append((batch_id, offset, results))
         return round_
 
@@ -155,7 +142,7 @@ class Checker:
                 for (results, index), event, new in zip(slots, events, news):
                     results[index] = (200, None, new, event.status)
             except Exception as exc:  # noqa: BLE001 - the listener answers 503 and fal retries
-                print(f"webhook checker: storing failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                log.error("webhook checker: storing %d events failed: %s: %s", len(events), type(exc).__name__, exc)
                 for results, index in slots:
                     results[index] = (503, "storage_unavailable", False, None)
                 if self.inbox is not None:
@@ -168,7 +155,7 @@ class Round:
     """The deliveries of one read: replies to send, events to store and where their outcomes go."""
 
     replies: list[tuple[int, int, list[Any]]] = field(default_factory=list)
-    events: list[Any] = field(default_factory=list)
+    events: list[NewEvent] = field(default_factory=list)
     slots: list[tuple[list[Any], int]] = field(default_factory=list)
 
 
@@ -233,8 +220,11 @@ def serve(sock: socket.socket, *, round_items: int = ROUND_ITEMS) -> None:
 
 
 def main(argv: list[str]) -> int:
+    """The process's entry point: serve the listener on the inherited socket FD (argv[0])."""
+    # Its stderr is the listener's: say what went wrong there, marked as this process.
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
     if len(argv) != 1 or not argv[0].isdigit():
-        print("usage: python -m agent.triggers.checker FD", file=sys.stderr)
+        log.error("usage: python -m agent.triggers.checker FD")
         return 2
     # Ctrl-C reaches the whole process group: let the listener decide. It closes the socket
     # when it stops, and this process then stores and answers the round in hand and exits.
@@ -243,8 +233,8 @@ def main(argv: list[str]) -> int:
     sock = socket.socket(fileno=int(argv[0]))
     try:
         serve(sock)
-    except (BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
-        pass
+    except (BrokenPipeError, ConnectionResetError) as exc:  # the listener died: nobody to answer
+        log.info("webhook checker: the listener went away (%s); exiting", type(exc).__name__)
     finally:
         sock.close()
     return 0

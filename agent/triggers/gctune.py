@@ -4,8 +4,8 @@ A delivery allocates a few hundred short-lived objects and no reference cycles w
 while the modules loaded at startup (pydantic, Starlette, uvicorn, SQLite bindings) are
 hundreds of thousands of objects that live as long as the process. With CPython's defaults a
 young collection runs every 700 allocations, i.e. every couple of deliveries, and each full
-collection walks every one of those long-lived objects: measured at 64 connections on 2 cores,
-that cost ~8% of the throughput and set p99 at ~20 ms (pauses), against ~7 ms after this.
+collection walks every one of those long-lived objects: a measurable share of the throughput,
+and pauses that set the p99 (docs/webhooks-performance.md has the figures).
 
 ``for_serving`` collects once, moves everything alive into the permanent generation
 (``gc.freeze``: the collector no longer walks it) and collects young objects every 10,000

@@ -1,70 +1,65 @@
 """Verify, validate and store deliveries in batches, on one writer thread, before the 2xx.
 
-Why a batch pipeline: an Ed25519 verify costs ~35 µs and a durable commit an fsync. Doing the
-verify on the event loop put it on the same core as the HTTP parsing; handing each request to
-a thread on its own cost a wake-up per request and made the threads fight over the GIL. Here
-the event loop only queues ``(headers, body)`` and awaits a future. One task feeds batches to
-a single writer thread; per batch the thread verifies every signature (libsodium releases the
-GIL, so the loop keeps serving on the other core), parses and validates each verified body,
-stores the good ones in one transaction, and returns; the loop then resolves the batch's
-futures together. While one batch is in the thread the next one queues up, so the cost of the
-hop and of the fsync is shared by everything that arrived meanwhile.
+Why a batch pipeline: an Ed25519 verify costs more than the HTTP work around a small POST,
+and a durable commit costs an fsync. Verifying on the event loop put it on the same core as
+the HTTP parsing; handing each request to a thread on its own cost a wake-up per request and
+made the threads fight over the GIL. Here the event loop only queues ``(signed headers,
+body)`` and awaits a future. One task feeds batches to a check thread, which runs
+``check.check_delivery`` on each (libsodium releases the GIL, so the loop keeps serving on the
+other core); a second thread stores the verified events of a batch in one transaction; the
+loop then resolves the batch's futures together. While one batch is in a thread the next one
+queues up, so the cost of the hop and of the fsync is shared by everything that arrived
+meanwhile.
 
 Nothing changes in the guarantees: a body is parsed only after its signature verified, and a
 future resolves "stored" only after the commit holding its row returned.
 
-With ``inline_check`` (``webhooks serve --workers N`` with N > 1) stage 1 runs on the event
+With ``inline_check`` (``webhooks serve --workers N`` with N > 1) the check runs on the event
 loop instead: the processes give the parallelism, and at N=2 the check thread's hop and GIL
-hand-offs cost more CPU per request (~185-215 µs) than verifying inline (~130 µs). Storing
-stays on the commit thread either way: committing on the loop stalled it for the fsync and
-measured ~40% slower.
+hand-offs cost more CPU than verifying inline. Storing stays on the commit thread either way:
+committing on the loop stalls it for the fsync. (bench/webhooks.py measures both; the figures
+are in docs/webhooks-performance.md.)
 
-A signature no cached key accepts goes back to the loop, which asks the JwksCache (it may
-refetch rotated keys, at most once a minute) and, if the new keys accept it, queues the
-delivery once more.
+A signature no cached key accepts goes back to the loop (``check.retry_on_rotation``), which
+asks the JwksCache (it may refetch rotated keys, at most once a minute) and, if the new keys
+accept it, queues the delivery once more.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from agent.triggers.check import (
+    KEYS_DOWN,
+    STORAGE_DOWN,
+    Outcome,
+    RawHeaders,
+    SignedHeaders,
+    check_delivery,
+    retry_on_rotation,
+)
 from agent.triggers.inbox import Inbox, NewEvent
-from agent.triggers.payload import PayloadError, parse_webhook_body
 from tools.webhooks import (
-    HEADER_REQUEST_ID,
-    HEADER_USER_ID,
     JwksCache,
     JwksError,
+    KeyLike,
     WebhookVerificationError,
+    require_all,
     signed_headers_from_raw,
-    verify_signed_headers,
 )
 
-RawHeaders = Sequence[tuple[bytes, bytes]]
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What became of one delivery: ``code`` is the HTTP status to answer."""
-
-    code: int
-    reason: str | None = None  # the short error code for a non-2xx answer
-    event: NewEvent | None = None
-    new: bool = False  # False with code 200: a duplicate request_id
-
-
-_STORAGE_DOWN = Outcome(503, "storage_unavailable")
-_KEYS_DOWN = Outcome(503, "keys_unavailable")
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class _Item:
-    headers: RawHeaders
+    signed: SignedHeaders
     body: bytes
     endpoint_id: str | None
     future: asyncio.Future[Outcome]
@@ -116,20 +111,26 @@ class Intake:
                 self._pools[index] = None
 
     async def submit(self, headers: RawHeaders, body: bytes, endpoint_id: str | None,
-                     found: Mapping[str, str] | None = None) -> Outcome:
-        """Verify, validate and store one delivery; the Outcome says what to answer (`found`, the
-        signed headers if already collected, is not needed here: the check thread collects them)."""
-        return await retry_on_rotation(self.jwks, lambda: _as_mapping(headers), body,
-                                       lambda: self._enqueue(headers, body, endpoint_id))
+                     found: SignedHeaders | None = None) -> Outcome:
+        """Verify, validate and store one delivery; the Outcome says what to answer (`found`:
+        the signed headers if the caller collected them already)."""
+        if found is None:
+            try:
+                found = signed_headers_from_raw(headers)
+                require_all(found)
+            except WebhookVerificationError as exc:
+                return Outcome(401, exc.reason)
+        signed = found
+        return await retry_on_rotation(self.jwks, signed, body, lambda: self._enqueue(signed, body, endpoint_id))
 
-    async def _enqueue(self, headers: RawHeaders, body: bytes, endpoint_id: str | None) -> Outcome:
+    async def _enqueue(self, signed: SignedHeaders, body: bytes, endpoint_id: str | None) -> Outcome:
         if self.jwks.cached_keys() is None:
             try:
                 await self.jwks.keys()
             except JwksError:
-                return _KEYS_DOWN
+                return KEYS_DOWN
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Item(headers, body, endpoint_id, future))
+        self._queue.append(_Item(signed, body, endpoint_id, future))
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush())
@@ -152,15 +153,16 @@ class Intake:
                     try:
                         keys = await self.jwks.keys()
                     except JwksError:
-                        self._resolve(batch, [_KEYS_DOWN] * len(batch))
+                        self._resolve(batch, [KEYS_DOWN] * len(batch))
                         continue
                 try:
                     if self.inline_check:
                         outcomes, events = self._check(batch, keys)
                     else:
                         outcomes, events = await loop.run_in_executor(self._pool(0), self._check, batch, keys)
-                except Exception:
-                    self._resolve(batch, [_STORAGE_DOWN] * len(batch))
+                except Exception:  # a bug: answer 503 (fal retries) and say what it was
+                    log.exception("webhook intake: checking a batch of %d failed", len(batch))
+                    self._resolve(batch, [STORAGE_DOWN] * len(batch))
                     continue
                 self._resolve(batch, outcomes)  # the rejected ones answer now
                 if events:
@@ -181,8 +183,9 @@ class Intake:
                 try:
                     news = await loop.run_in_executor(
                         self._pool(1), functools.partial(self.inbox.add_many, events, settled_as=self.settled_as))
-                except Exception:  # the callers answer 503 and fal retries
-                    self._resolve([item for item, _ in group], [_STORAGE_DOWN] * len(group))
+                except Exception as exc:  # the callers answer 503 and fal retries
+                    log.error("webhook intake: storing %d events failed: %s: %s", len(group), type(exc).__name__, exc)
+                    self._resolve([item for item, _ in group], [STORAGE_DOWN] * len(group))
                     continue
                 outcomes = [Outcome(200, None, ev, new) for ev, new in zip(events, news)]
                 self._resolve([item for item, _ in group], outcomes)
@@ -197,48 +200,19 @@ class Intake:
             if outcome is not None and not item.future.done():  # the client may have gone away
                 item.future.set_result(outcome)
 
-    def _check(self, batch: list[_Item], keys: list) -> tuple[list[Outcome | None], list[tuple[_Item, NewEvent]]]:
-        """On the check thread: verify each delivery, then parse the verified ones; None = to store."""
+    def _check(self, batch: list[_Item], keys: Sequence[KeyLike]
+               ) -> tuple[list[Outcome | None], list[tuple[_Item, NewEvent]]]:
+        """On the check thread: check_delivery for each; None = verified, to store."""
         now = time.time()  # the signature window is checked against real time, always
         received_at = self.clock()
         outcomes: list[Outcome | None] = []
         events: list[tuple[_Item, NewEvent]] = []
         for item in batch:
-            try:
-                found = signed_headers_from_raw(item.headers)
-                verify_signed_headers(found, item.body, keys, now=now)
-            except WebhookVerificationError as exc:
-                outcomes.append(Outcome(401, exc.reason))
-                continue
-            try:
-                payload = parse_webhook_body(item.body, expected_request_id=found[HEADER_REQUEST_ID])
-            except PayloadError as exc:
-                outcomes.append(Outcome(422, exc.reason))
-                continue
-            events.append((item, NewEvent(
-                request_id=payload.request_id, received_at=received_at, status=payload.status,
-                body=item.body, user_id=found.get(HEADER_USER_ID), endpoint_id=item.endpoint_id)))
-            outcomes.append(None)
+            checked = check_delivery(item.signed, item.body, keys, now=now, received_at=received_at,
+                                     endpoint_id=item.endpoint_id)
+            if isinstance(checked, Outcome):
+                outcomes.append(checked)
+            else:
+                events.append((item, checked))
+                outcomes.append(None)
         return outcomes, events
-
-
-async def retry_on_rotation(jwks: JwksCache, signed: Callable[[], Mapping[str, str]], body: bytes,
-                            attempt: Callable[[], Awaitable[Outcome]]) -> Outcome:
-    """Run `attempt`; if no cached key accepted the signature, the keys may have rotated: the
-    JWKS cache refetches if it may (at most once a minute) and, if a new key verifies the
-    delivery, `attempt` runs once more. `signed` gives the four signed headers."""
-    outcome = await attempt()
-    if outcome.reason != "bad_signature":
-        return outcome
-    try:
-        await jwks.verify(signed(), body)
-    except WebhookVerificationError as exc:
-        return Outcome(401, exc.reason)
-    except JwksError:
-        return _KEYS_DOWN
-    return await attempt()
-
-
-def _as_mapping(headers: RawHeaders) -> dict[str, str]:
-    """Raw header pairs as the dict JwksCache.verify takes (only reached once they collected cleanly)."""
-    return signed_headers_from_raw(headers)

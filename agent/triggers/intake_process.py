@@ -8,9 +8,9 @@ the checker. The checker verifies, parses and commits, and its reply resolves th
 thread is involved on this side, so the loop never waits for the GIL or a wake-up.
 
 The checker is started with the app (``start``, from the lifespan) as ``python -m
-agent.triggers.checker`` with one end of a socketpair; its environment carries no secrets, it
-needs none. If it dies, every delivery in
-flight answers 503 (fal retries; a delivery it had already stored then comes back as a
+agent.triggers.checker FD`` with one end of a socketpair, by the same interpreter and so from
+the same installed package; its environment carries no secrets, it needs none. If it dies,
+every delivery in flight answers 503 (fal retries; a delivery it had already stored then comes back as a
 duplicate, so nothing is lost or run twice) and the next delivery starts a new one, at most
 one start a second.
 """
@@ -18,24 +18,25 @@ one start a second.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from agent.triggers.checker import encode, split_frames
-from agent.triggers.inbox import Inbox, NewEvent
-from agent.triggers.intake import (
-    _KEYS_DOWN,
-    _STORAGE_DOWN,
+from agent.triggers.check import (
+    KEYS_DOWN,
+    STORAGE_DOWN,
     Outcome,
     RawHeaders,
+    SignedHeaders,
     retry_on_rotation,
 )
+from agent.triggers.checker import encode, split_frames
+from agent.triggers.inbox import Inbox, NewEvent
 from tools.webhooks import (
     HEADER_REQUEST_ID,
     HEADER_SIGNATURE,
@@ -47,6 +48,8 @@ from tools.webhooks import (
     require_all,
     signed_headers_from_raw,
 )
+
+log = logging.getLogger(__name__)
 
 _SECRETS = ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "OPENAI_API_KEY")
 
@@ -88,7 +91,7 @@ class ProcessIntake:
         self.clock = clock
         self.on_batch = on_batch
         self.settled_as = settled_as
-        self._queue: list[tuple[asyncio.Future[Outcome], dict[str, str], bytes, str | None]] = []
+        self._queue: list[tuple[asyncio.Future[Outcome], SignedHeaders, bytes, str | None]] = []
         self._flush_scheduled = False
         self._pending: dict[int, tuple[float, list[Any]]] = {}
         self._next_batch = 0
@@ -106,7 +109,7 @@ class ProcessIntake:
         return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
     async def submit(self, headers: RawHeaders, body: bytes, endpoint_id: str | None,
-                     found: dict[str, str] | None = None) -> Outcome:
+                     found: SignedHeaders | None = None) -> Outcome:
         """Verify, validate and store one delivery; the Outcome says what to answer.
 
         `found`: the four signed headers, when the caller collected them already (the
@@ -117,18 +120,18 @@ class ProcessIntake:
                 require_all(found)
             except WebhookVerificationError as exc:
                 return Outcome(401, exc.reason)
-        return await retry_on_rotation(self.jwks, lambda: found, body,
-                                       lambda: self._enqueue(found, body, endpoint_id))
+        signed = found
+        return await retry_on_rotation(self.jwks, signed, body, lambda: self._enqueue(signed, body, endpoint_id))
 
-    async def _enqueue(self, found: dict[str, str], body: bytes, endpoint_id: str | None) -> Outcome:
+    async def _enqueue(self, found: SignedHeaders, body: bytes, endpoint_id: str | None) -> Outcome:
         keys = self.jwks.cached_keys()
         if keys is None:
             try:
                 keys = await self.jwks.keys()
             except JwksError:
-                return _KEYS_DOWN
+                return KEYS_DOWN
         if (self._transport is None or self._transport.is_closing()) and not await self.start():
-            return _STORAGE_DOWN
+            return STORAGE_DOWN
         transport = self._transport
         assert transport is not None
         if keys is not self._sent_keys:  # the cache hands out a new list when the keys change
@@ -192,14 +195,14 @@ class ProcessIntake:
         if proc.poll() is None:
             proc.kill()
         code = proc.wait()
-        print(f"webhook checker exited (code {code}); {sum(len(i) for _, i in pending.values())} "
-              "deliveries in flight answered 503; the next delivery starts a new one", file=sys.stderr)
+        log.error("webhook checker exited (code %s); %d deliveries in flight answered 503; the next "
+                  "delivery starts a new one", code, sum(len(i) for _, i in pending.values()))
 
     @staticmethod
     def _fail(items: list[Any]) -> None:
         for future, *_ in items:
             if not future.done():
-                future.set_result(_STORAGE_DOWN)
+                future.set_result(STORAGE_DOWN)
 
     async def start(self) -> bool:
         """Have the checker running (the app's startup calls this, then each delivery); False if it cannot."""
@@ -209,7 +212,7 @@ class ProcessIntake:
             except _TooSoon:
                 return False  # said once already, when it failed
             except OSError as exc:
-                print(f"webhook checker: cannot start: {exc}", file=sys.stderr)
+                log.error("webhook checker: cannot start: %s", exc)
                 return False
         return True
 
@@ -224,9 +227,7 @@ class ProcessIntake:
                 raise _TooSoon("the checker exited; restarting it at most once a second")
             self._last_start = now
             parent, child = socket.socketpair()
-            root = str(Path(__file__).resolve().parents[2])  # so `-m agent...` imports this checkout
             env = {k: v for k, v in os.environ.items() if k not in _SECRETS}
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
             try:
                 self._proc = subprocess.Popen(  # noqa: ASYNC220 - one fork/exec per checker start
                     [sys.executable, "-m", "agent.triggers.checker", str(child.fileno())],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ class TriggerNotice:
     detail: str = ""
     data: dict[str, Any] = field(default_factory=dict)
 
+
+log = logging.getLogger(__name__)
 
 Callback = Callable[[TriggerNotice], None]
 
@@ -55,4 +58,4 @@ class Subscribers:
             try:
                 callback(notice)
             except Exception:  # a UI bug must not break webhook handling
-                pass
+                log.exception("trigger notice %s %s: a subscriber failed", notice.kind, notice.request_id)

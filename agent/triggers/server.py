@@ -9,27 +9,25 @@ Per delivery, in this order (nothing is parsed before it is verified):
    the body budget. These answers carry ``Connection: close`` and the body is never read;
 1. read the raw body under a size limit: 413 when the streamed bytes exceed it;
 2. verify the signature (``tools.webhooks``): 401 ``{"error": "<reason>"}`` and nothing more;
-   503 when the JWKS cannot be had (fal retries, so nothing is lost);
+   503 when the JWKS cannot be had, or (``keys_may_have_rotated``, with Retry-After) when no
+   cached key accepts a signature made after the keys were fetched and they may not be
+   fetched again yet (fal retries, so nothing is lost);
 3. parse and validate the body (``payload.py``): 422 ``{"error": "<reason>"}``;
 4. commit it to the inbox (``synchronous=FULL``), and only then answer 200
    ``{"received": true}``; a request_id already stored answers 200 ``{"duplicate": true}``
    and runs nothing again; a storage failure answers 503;
 5. wake the action worker, which runs the rules after the acknowledgement.
 
-Steps 2-4 run batched away from the event loop: in the checker process (``checker.py`` and
-``intake_process.py``, what ``webhooks serve`` uses with one worker), or on threads
-(``intake.py``, the TUI's in-process listener); the handler only reads the body, queues it and
-awaits the outcome.
+Steps 2-4 are one pure function, ``check.check_delivery``, run batched away from the event loop
+by the intake (a ``check.WebhookIntake``): in the checker process (``intake_process.py`` and
+``checker.py``, what ``webhooks serve`` uses with one worker), or on threads or the loop
+(``intake.py``: the TUI's in-process listener, ``--workers`` > 1); the handler only reads the
+body, hands it over and awaits the outcome.
 
 The endpoint of a job: fal's body has none, so the inbox's ``submitted_jobs`` table (filled
 when we submit) is the authority; the ``?endpoint_id=`` the listener adds to the URL it hands
 out is the fallback for jobs submitted elsewhere. The query string is not signed, so it only
 ever selects which rules run, never whether a delivery is accepted.
-
-``bare=True`` answers 200 after reading the body, verifying and storing nothing: the
-benchmark's baseline, never for real use. Both modes run this same app and handler up to that
-point, so the benchmark compares like with like (bare skips only step 0's webhook-header part,
-which is the verifier's work, and keeps its Content-Length checks).
 """
 
 from __future__ import annotations
@@ -37,10 +35,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,13 +48,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from agent.triggers.inbox import Inbox
-from agent.triggers.intake import Intake, Outcome
+from agent.triggers.check import Outcome, RawHeaders, WebhookIntake
 from agent.triggers.notices import Subscribers, TriggerNotice
-from tools.webhooks import HEADER_REQUEST_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, HEADER_USER_ID, JwksCache
+from tools.webhooks import HEADER_REQUEST_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, HEADER_USER_ID
+
+log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/fal"
-CHECK_MODES = ("thread", "inline", "process")
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 _ENDPOINT_RE = re.compile(r"^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+){0,7}$")
 
@@ -78,6 +77,7 @@ about this much before uvicorn stops reading it anyway)."""
 _MAX_ID = 512  # request and user ids: fal's are UUIDs; anything this long is junk
 _CLOSE = (b"connection", b"close")
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
+_OWS = b" \t"  # optional whitespace around a field value: not part of it (RFC 9110 5.5)
 _SIGNED = {b"x-fal-webhook-request-id": HEADER_REQUEST_ID, b"x-fal-webhook-user-id": HEADER_USER_ID,
            b"x-fal-webhook-timestamp": HEADER_TIMESTAMP, b"x-fal-webhook-signature": HEADER_SIGNATURE}
 
@@ -100,7 +100,7 @@ def _refuse(status: int, reason: str, *extra: tuple[bytes, bytes]) -> Response:
     return response
 
 
-def _repeated(raw: Any) -> None:
+def _repeated(raw: RawHeaders) -> None:
     """Some header came twice: refuse if it is Content-Length (differing) or a signed one."""
     seen: dict[bytes, bytes] = {}
     for name, value in raw:
@@ -113,17 +113,24 @@ def _repeated(raw: Any) -> None:
             seen[name] = value
 
 
-def check_head(raw: Any, max_body: int, now: float, tolerance_s: float = 300,
-               webhook: bool = True) -> tuple[int, dict[str, str] | None]:
+def _value(raw: bytes) -> str:
+    """A header value as text, without the whitespace HTTP does not count as part of it (the
+    server strips it already; an ASGI server that does not must not change what verifies)."""
+    if raw[:1] in (b" ", b"\t") or raw[-1:] in (b" ", b"\t"):
+        raw = raw.strip(_OWS)
+    return raw.decode("latin-1")
+
+
+def check_head(raw: RawHeaders, max_body: int, now: float,
+               tolerance_s: float = 300) -> tuple[int, dict[str, str]]:
     """The cheap checks a delivery's headers must pass before its body is read.
 
     Returns the declared body length and the four signed headers (latin-1 text, keyed as
     tools.webhooks names them), or raises Refused: 411 without a Content-Length, 400 for a
     malformed or conflicting one, 413 over `max_body`, and 401 for webhook headers that could
     never verify, with the reason verification would give (duplicate, missing, timestamp not
-    digits or more than `tolerance_s` from `now`, signature not 128 hex digits). The checker
-    verifies everything again. ``webhook=False`` (the bare baseline) checks Content-Length only.
-    `raw` is the ASGI scope's list of (lowercase name, value) pairs.
+    digits or more than `tolerance_s` from `now`, signature not 128 hex digits). The intake
+    verifies everything again. `raw` is the ASGI scope's list of (lowercase name, value) pairs.
     """
     headers = dict(raw)
     if len(headers) != len(raw):
@@ -131,55 +138,47 @@ def check_head(raw: Any, max_body: int, now: float, tolerance_s: float = 300,
     length = headers.get(b"content-length")
     if length is None:
         raise Refused(411, "length_required")
+    length = length.strip(_OWS)
     if not length.isdigit() or len(length) > 15:
         raise Refused(400, "bad_content_length")
     size = int(length)
     if size > max_body:
         raise Refused(413, "too_large")
-    if not webhook:
-        return size, None
-    request_id = headers.get(b"x-fal-webhook-request-id")
-    user_id = headers.get(b"x-fal-webhook-user-id")
-    timestamp = headers.get(b"x-fal-webhook-timestamp")
-    signature = headers.get(b"x-fal-webhook-signature")
+    request_id = _value(headers.get(b"x-fal-webhook-request-id", b""))
+    user_id = _value(headers.get(b"x-fal-webhook-user-id", b""))
+    timestamp = _value(headers.get(b"x-fal-webhook-timestamp", b""))
+    signature = _value(headers.get(b"x-fal-webhook-signature", b""))
     if not (request_id and user_id and timestamp and signature):
         raise Refused(401, "missing_header")
     if len(request_id) > _MAX_ID or len(user_id) > _MAX_ID:
         raise Refused(401, "missing_header")
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise Refused(401, "bad_timestamp")
     if abs(now - int(timestamp)) > tolerance_s:
         raise Refused(401, "timestamp_out_of_range")
-    if len(signature) != 128 or signature.translate(None, _HEX_DIGITS):
+    if len(signature) != 128 or signature.encode("latin-1").translate(None, _HEX_DIGITS):
         raise Refused(401, "bad_signature_encoding")
-    return size, {HEADER_REQUEST_ID: request_id.decode("latin-1"), HEADER_USER_ID: user_id.decode("latin-1"),
-                  HEADER_TIMESTAMP: timestamp.decode("latin-1"), HEADER_SIGNATURE: signature.decode("latin-1")}
+    return size, {HEADER_REQUEST_ID: request_id, HEADER_USER_ID: user_id,
+                  HEADER_TIMESTAMP: timestamp, HEADER_SIGNATURE: signature}
 
 
 @dataclass
 class ListenerState:
     """What the app needs, kept on ``app.state.listener``."""
 
-    jwks: JwksCache | None
-    inbox: Inbox | None
+    intake: WebhookIntake
+    """Verifies, validates and stores deliveries (check.WebhookIntake)."""
     max_body_bytes: int = DEFAULT_MAX_BODY
-    bare: bool = False
     body_budget_bytes: int = 32 * 1024 * 1024
     """Bytes of bodies over SMALL_BODY read at once, all requests together (503 past it)."""
     body_in_flight: int = 0
-    limits: Any = None
-    """The connection limits the server applies (listener.ConnectionLimits), read by uvicorn_server."""
-    clock: Callable[[], float] = time.time
     subscribers: Subscribers = field(default_factory=Subscribers)
     background: list[Callable[[asyncio.Event], Awaitable[None]]] = field(default_factory=list)
     on_stored: Callable[[], None] | None = None
-    intake: Any = None  # Intake or ProcessIntake: start(), submit(headers, body, endpoint_id), close()
     received: int = 0
-    check: str = "thread"
-    """Where deliveries are verified and stored: "thread" or "inline" (intake.Intake), or
-    "process" (the checker process, intake_process.ProcessIntake)."""
-    settled_as: str | None = None
-    """Set when no rule could ever act: events are stored already done, with this outcome."""
+
+    def __post_init__(self) -> None:
+        self.intake.on_batch = self.after_batch
 
     def after_batch(self, stored: list[Outcome]) -> None:
         """On the loop, once per stored batch: count, wake the worker, publish notices."""
@@ -189,9 +188,9 @@ class ListenerState:
             self.on_stored()
         if self.subscribers.active:
             for o in stored:
-                ev = o.event
-                self.subscribers.publish(TriggerNotice(
-                    "received" if o.new else "duplicate", ev.request_id, ev.status, ev.endpoint_id))
+                if (ev := o.event) is not None:
+                    self.subscribers.publish(TriggerNotice(
+                        "received" if o.new else "duplicate", ev.request_id, ev.status, ev.endpoint_id))
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -216,8 +215,7 @@ async def receive_webhook(request: Request) -> Response:
     """POST /webhooks/fal: check the headers, read, verify, validate, store, acknowledge."""
     state: ListenerState = request.app.state.listener
     try:
-        size, signed = check_head(request.scope["headers"], state.max_body_bytes, time.time(),
-                                  webhook=not state.bare)
+        size, signed = check_head(request.scope["headers"], state.max_body_bytes, time.time())
     except Refused as no:
         return _refuse(no.status, no.reason)
     reserved = 0
@@ -234,56 +232,44 @@ async def receive_webhook(request: Request) -> Response:
         return Response(status_code=400)
     finally:
         state.body_in_flight -= reserved
-    if state.bare:
-        return Response(_RECEIVED, media_type="application/json")
-    outcome = await state.intake.submit(  # type: ignore[union-attr]
-        request.scope["headers"], body, _endpoint_from_query(request), signed)
+    outcome = await state.intake.submit(request.scope["headers"], body, _endpoint_from_query(request), signed)
     if outcome.code != 200:
-        return _json(outcome.code, {"error": outcome.reason})
+        return _failed(outcome)
     return Response(_RECEIVED if outcome.new else _DUPLICATE, media_type="application/json")
+
+
+def _failed(outcome: Outcome) -> Response:
+    """The answer to a delivery the intake refused or could not store."""
+    data: dict[str, Any] = {"error": outcome.reason}
+    if outcome.reason == "keys_may_have_rotated":
+        data["detail"] = "signing keys may have rotated; retry"
+    response = _json(outcome.code, data)
+    if outcome.retry_after_s is not None:
+        response.headers["retry-after"] = str(outcome.retry_after_s)
+    return response
 
 
 async def healthz(request: Request) -> Response:
     """GET /healthz: alive, and how many events this process stored (and which process it is)."""
     state: ListenerState = request.app.state.listener
     # pid: with `--workers N` each process answers for itself
-    return _json(200, {"ok": True, "received": state.received, "bare": state.bare, "pid": os.getpid()})
+    return _json(200, {"ok": True, "received": state.received, "pid": os.getpid()})
 
 
 def create_app(state: ListenerState) -> Starlette:
     """The listener app; background jobs in `state.background` run for the app's lifetime."""
-    if not state.bare and (state.jwks is None or state.inbox is None):
-        raise ValueError("a verifying listener needs a JWKS cache and an inbox")
-    if state.check not in CHECK_MODES:
-        raise ValueError(f"check must be one of {', '.join(CHECK_MODES)}")
-    if not state.bare and state.intake is None:
-        if state.check == "process":
-            from agent.triggers.intake_process import ProcessIntake
-
-            state.intake = ProcessIntake(state.inbox, state.jwks, clock=state.clock,  # type: ignore[arg-type]
-                                         on_batch=state.after_batch, settled_as=state.settled_as)
-        else:
-            state.intake = Intake(state.inbox, state.jwks, clock=state.clock,  # type: ignore[arg-type]
-                                  on_batch=state.after_batch, settled_as=state.settled_as,
-                                  inline_check=state.check == "inline")
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stop = asyncio.Event()
-        if state.intake is not None:  # e.g. the checker process: ready before the first delivery
-            await state.intake.start()
+        await state.intake.start()  # e.g. the checker process: ready before the first delivery
         tasks = [asyncio.create_task(job(stop)) for job in state.background]
         try:
             yield
         finally:
             stop.set()
-            for task in tasks:
-                try:
-                    await asyncio.wait_for(task, timeout=5)
-                except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
-                    task.cancel()
-            if state.intake is not None:
-                state.intake.close()
+            await _stop_all(tasks)
+            state.intake.close()
 
     app = Starlette(
         routes=[Route(WEBHOOK_PATH, receive_webhook, methods=["POST"]),
@@ -292,3 +278,17 @@ def create_app(state: ListenerState) -> Starlette:
     )
     app.state.listener = state
     return app
+
+
+async def _stop_all(tasks: Sequence[asyncio.Task[None]], timeout_s: float = 5.0) -> None:
+    """Give each background job `timeout_s` to see the stop and end; cancel (and say so) if not."""
+    for task in tasks:
+        try:
+            await asyncio.wait_for(task, timeout=timeout_s)
+        except asyncio.TimeoutError:
+            log.warning("webhook listener: background job %s did not stop within %.0f s; cancelled",
+                        task.get_name(), timeout_s)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("webhook listener: background job %s failed", task.get_name())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from agent.triggers.actions import ActionError, ActionExecutor
 from agent.triggers.inbox import EventRow, Inbox
 from agent.triggers.notices import Subscribers, TriggerNotice
 from agent.triggers.rules import EventView, Rule
+
+log = logging.getLogger(__name__)
 
 NO_RULE_MATCHED = "no rule matched"
 
@@ -81,8 +84,8 @@ class ActionWorker:
             try:
                 if await self.process_due(batch=batch) >= batch:
                     continue  # more rows are due right now
-            except Exception:  # a broken database must not kill the loop; the next pass retries
-                pass
+            except Exception as exc:  # a broken database must not kill the loop; the next pass retries
+                log.error("trigger worker: a pass over due events failed (retried): %s: %s", type(exc).__name__, exc)
             next_due = await asyncio.to_thread(self.inbox.next_due_at)
             wait = self.idle_poll_s if next_due is None else max(0.0, next_due - self.clock())
             if wait > 0:

@@ -1,8 +1,8 @@
 """`webhooks serve --workers N`: N listener processes sharing one listening socket.
 
-Why processes: a verified delivery costs about three times the CPU of a bare one (Ed25519,
-parsing, the commit), and one Python process cannot spread that over cores without paying for
-thread hand-offs and the GIL. Here the parent binds the socket, then forks N children that
+Why processes: a verified delivery costs several times the CPU of answering a bare POST
+(Ed25519, parsing, the commit), and one Python process cannot spread that over cores without
+paying for thread hand-offs and the GIL. Here the parent binds the socket, then forks N children that
 each ``accept()`` on it with their own event loop, JWKS cache and inbox connection (SQLite WAL,
 one file; ``busy_timeout`` makes concurrent commits wait for each other, never fail).
 
@@ -25,13 +25,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from agent.triggers.listener import Listener
+
+log = logging.getLogger(__name__)
 
 
 def _die_with_parent() -> None:
@@ -42,8 +45,8 @@ def _die_with_parent() -> None:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+    except (OSError, AttributeError) as exc:  # the parent's SIGTERM forwarding still stops it
+        log.debug("webhook worker: PR_SET_PDEATHSIG unavailable: %s", exc)
 
 
 def _poke(fd: int) -> Callable[[], None]:
@@ -54,7 +57,7 @@ def _poke(fd: int) -> Callable[[], None]:
     return poke
 
 
-def _listen_for_pokes(fd: int, wake: Callable[[], None]):
+def _listen_for_pokes(fd: int, wake: Callable[[], None]) -> Callable[[asyncio.Event], Awaitable[None]]:
     """A background job for worker 0: wake its action worker whenever a sibling stored events."""
     async def job(stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -86,15 +89,14 @@ def _child(index: int, build: Callable[[bool], Listener], serve: Callable[[Liste
             listener.state.background.append(_listen_for_pokes(read_fd, listener.worker.wake))
     else:
         os.close(read_fd)
-        if not listener.state.bare:
-            listener.state.on_stored = _poke(write_fd)
+        listener.state.on_stored = _poke(write_fd)
     serve(listener, sock)
     return 0
 
 
 def sibling_sockets(sock: socket.socket, count: int) -> list[socket.socket]:
     """`count` listening sockets on `sock`'s address: `sock` and SO_REUSEPORT siblings if it allows them."""
-    from agent.triggers.listener import bind_socket
+    from agent.triggers.http_server import bind_socket
 
     reusable = hasattr(socket, "SO_REUSEPORT") and sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT)
     if not reusable:
@@ -125,7 +127,7 @@ def run_workers(count: int, sock: socket.socket, build: Callable[[bool], Listene
                     other.close()
                 code = _child(index, build, serve, socks[index], (read_fd, write_fd))
             except BaseException as exc:  # report it; never return into the parent's code
-                print(f"webhook worker {index} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                log.error("webhook worker %d failed: %s: %s", index, type(exc).__name__, exc)
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()

@@ -83,10 +83,11 @@ save_media = "{media}"
             assert "keep-images: get_queue_result ok; saved 1 file(s)" in row["outcome"]
             assert [p.read_bytes()[:4] for p in media.iterdir()] == [b"\x89PNG"]
 
-            # A forged delivery is refused and never listed.
+            # A forged delivery is refused and never listed. Its timestamp is older than the
+            # listener's keys (fetched for the delivery above), so it cannot be a new key: 401.
             forged = httpx.post(hook, content=b'{"request_id":"x","status":"OK","payload":{}}',
                                 headers={"X-Fal-Webhook-Request-Id": "x", "X-Fal-Webhook-User-Id": "u",
-                                         "X-Fal-Webhook-Timestamp": str(int(time.time())),
+                                         "X-Fal-Webhook-Timestamp": str(int(time.time()) - 250),
                                          "X-Fal-Webhook-Signature": "00" * 64})
             assert forged.status_code == 401 and forged.json() == {"error": "bad_signature"}
         finally:

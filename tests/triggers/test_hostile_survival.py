@@ -41,7 +41,6 @@ def rss_mb(pid: int) -> float:
 def start(env_extra: dict[str, str], tmp_path, jwks: JwksHttpServer, nofile: int | None = None):
     env = {**os.environ, "FAL_PERSONA_HOME": str(tmp_path), "FAL_JWKS_URL": jwks.url, "FAL_PERSONA_NO_LOG": "1",
            **env_extra}
-    env.pop("FAL_PERSONA_WEBHOOK_BARE", None)
 
     def limit() -> None:
         if nofile is not None:

@@ -80,7 +80,8 @@ def _tamper(kind: str, body: bytes, headers: dict) -> tuple[bytes, dict]:
     elif kind == "user id":
         h["X-Fal-Webhook-User-Id"] = "user-2"
     elif kind == "timestamp":
-        h["X-Fal-Webhook-Timestamp"] = str(int(h["X-Fal-Webhook-Timestamp"]) + 1)
+        # earlier, not later: a signature newer than the keys is a possible rotation (503)
+        h["X-Fal-Webhook-Timestamp"] = str(int(h["X-Fal-Webhook-Timestamp"]) - 1)
     return body, h
 
 
@@ -159,6 +160,29 @@ async def test_key_rotation_accepted_after_refetch_and_refetch_rate_limited(make
     assert jwks_server.fetches == 2
 
 
+async def test_a_rotated_key_inside_the_refetch_window_answers_503_with_retry_after(make_listener, signer,
+                                                                                   jwks_server, inbox):
+    """Issue 12 finding 9: it was 401 for up to a minute after the last fetch; fal's retry now gets in."""
+    clock = FakeClock(0)
+    listener, client = make_listener(jwks=jwks_server.cache(clock=clock, min_refetch_s=60))
+    body = fal_body("a")
+    assert (await post(client, body, signer.headers(body, "a"))).status_code == 200
+    rotated = Signer()
+    jwks_server.keys.append(rotated.jwk)
+    clock.advance(25)  # the keys were fetched 25 s before this delivery was signed
+    body = fal_body("b")
+    headers = rotated.headers(body, "b")
+    response = await post(client, body, headers)
+    assert response.status_code == 503
+    assert response.json() == {"error": "keys_may_have_rotated", "detail": "signing keys may have rotated; retry"}
+    assert response.headers["retry-after"] == "35"
+    assert jwks_server.fetches == 1 and inbox.get("b") is None
+    clock.advance(35)
+    again = await post(client, body, rotated.headers(body, "b"))  # fal's retry, re-signed
+    assert (again.status_code, again.json()) == (200, {"received": True})
+    assert jwks_server.fetches == 2
+
+
 async def test_oversize_is_413_by_content_length_and_chunked_is_411(make_listener, signer, inbox):
     _, client = make_listener(max_body_bytes=1000)
     body = fal_body("big", payload={"blob": "x" * 2000})
@@ -224,9 +248,3 @@ async def test_healthz_and_unknown_endpoint_query_is_ignored(make_listener, sign
     assert response.status_code == 200
     assert inbox.get("req-1").endpoint_id is None
     assert (await client.get("/healthz")).json()["received"] == 1
-
-
-async def test_bare_mode_answers_without_verifying_or_storing(make_listener, inbox):
-    listener, client = make_listener(bare=True)
-    response = await post(client, b"anything", {})
-    assert response.status_code == 200 and inbox.count() == 0

@@ -173,7 +173,7 @@ tool = "get_pricing"
     assert len(primary.state.background) == 2 and primary.state.on_stored is not None
     # Same rules, so its events wait for worker 0 rather than being stored settled...
     assert secondary.state.background == [] and secondary.state.on_stored is None
-    assert secondary.state.settled_as is None and primary.state.settled_as is None
+    assert secondary.state.intake.settled_as is None and primary.state.intake.settled_as is None
 
 
 def test_shared_writers_queue_on_the_write_flock(tmp_path):
