@@ -205,6 +205,11 @@ def banner(host: str, port: int, token: str | None) -> list[str]:
     return lines
 
 
+def make_token(host: str, require_token: bool) -> str | None:
+    """A fresh random token when the server needs one (off loopback, or asked for), else None."""
+    return secrets.token_urlsafe(24) if require_token or not is_loopback(host) else None
+
+
 def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, child: Sequence[str] | None = None,
           require_token: bool = False, out: TextIO | None = None) -> int:
     """Run the web server in the foreground until SIGINT/SIGTERM; returns an exit code.
@@ -212,7 +217,7 @@ def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, child: Sequence[
     A token is made (and printed once, in the banner) when `host` is not loopback or when
     `require_token` is set. `child` is the argv of each tab's TUI (default: `child_argv()`)."""
     out = sys.stdout if out is None else out
-    token = secrets.token_urlsafe(24) if require_token or not is_loopback(host) else None
+    token = make_token(host, require_token)
     sock = _listen_socket(host, port)
     real_port = sock.getsockname()[1]
     os.environ["FAL_PERSONA_WEB_PARENT"] = str(os.getpid())  # children check they are ours

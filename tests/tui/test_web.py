@@ -347,3 +347,29 @@ async def test_a_result_image_shows_as_half_blocks_in_the_browser(start_server, 
     await page.screenshot(tmp_path / "web-image-tab.png")
     assert preview_shown(await page.screen_text()), screen  # what the screenshot shows
     assert await asyncio.to_thread(server.stop) == 0
+
+
+async def test_tab_apps_end_when_the_server_is_killed(start_server) -> None:
+    """SIGKILL gives the server no chance to say quit: its children end on their own (Linux)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the parent-death signal is Linux-only")
+    server = start_server()
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(server.url + "ws?width=100&height=30")
+        try:
+            apps = await asyncio.to_thread(wait_until, server.apps, 30, "the session's app")
+            # Wait until the app has drawn its runtime's header and gone idle: an idle app
+            # writes nothing, so it would not notice a dead server by a broken pipe.
+            seen = b""
+            deadline = time.monotonic() + 60
+            while b"offline planner" not in seen:
+                msg = await ws.receive(timeout=max(0.1, deadline - time.monotonic()))
+                assert msg.type == aiohttp.WSMsgType.BINARY, msg
+                seen += msg.data
+            assert server.proc is not None
+            os.kill(server.proc.pid, signal.SIGKILL)
+            server.proc.wait(timeout=10)
+            await asyncio.to_thread(wait_until, lambda: not any(alive(p) for p in apps), 30,
+                                    "the orphaned app to end")
+        finally:
+            await ws.close()
