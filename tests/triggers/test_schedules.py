@@ -44,14 +44,41 @@ def test_next_run_in_a_timezone_including_a_dst_gap():
     paris = ZoneInfo("Europe/Paris")
     got = nxt("0 9 * * *", 2030, 1, 1, 0, 0, tz=paris)
     assert got == datetime(2030, 1, 1, 8, 0, tzinfo=UTC)
-    # 2030-03-31 02:30 does not exist in Paris: it runs at 03:30 local (01:30 UTC).
+    # 2030-03-31 02:30 does not exist in Paris: it runs when the gap ends, 03:00 local (01:00 UTC).
     gap = nxt("30 2 * * *", 2030, 3, 30, 12, 0, tz=paris)
-    assert gap.astimezone(UTC) == datetime(2030, 3, 31, 1, 30, tzinfo=UTC)
+    assert gap.astimezone(UTC) == datetime(2030, 3, 31, 1, 0, tzinfo=UTC)
+    assert gap.hour == 3 and gap.minute == 0
+
+
+def test_a_repeated_wall_time_runs_once_and_minute_steps_keep_going():
+    paris = ZoneInfo("Europe/Paris")
+    expr = CronExpr.parse("30 2 * * *")
+    # 2030-10-27 02:30 happens twice in Paris (00:30 and 01:30 UTC): the daily job runs once.
+    first = expr.next_after(datetime(2030, 10, 26, 12, 0, tzinfo=UTC), paris)
+    second = expr.next_after(first, paris)
+    assert first.astimezone(UTC) == datetime(2030, 10, 27, 0, 30, tzinfo=UTC)
+    assert second.astimezone(UTC) == datetime(2030, 10, 28, 1, 30, tzinfo=UTC)
+    every = CronExpr.parse("*/30 * * * *")
+    t, seen = datetime(2030, 10, 27, 0, 0, tzinfo=UTC), []
+    for _ in range(4):
+        t = every.next_after(t, paris)
+        seen.append(t.astimezone(UTC).strftime("%H:%M"))
+    assert seen == ["00:30", "01:00", "01:30", "02:00"]  # no hour skipped, none doubled
+
+
+def test_the_expression_is_kept_and_macros_expand():
+    expr = CronExpr.parse("  @Daily ")
+    assert expr.text == "@Daily" and expr.fields == "0 0 * * *"
+    assert nxt("0 0 L * *", 2030, 2, 1, 0, 0) == datetime(2030, 2, 28, tzinfo=UTC)
+    with pytest.raises(CronError, match="expected 5 fields"):
+        CronExpr.parse("0 * * * * *")  # no seconds field
+    with pytest.raises(ValueError, match="aware"):
+        expr.next_after(datetime(2030, 1, 1))
 
 
 @pytest.mark.parametrize("expr", ["", "* * * *", "60 * * * *", "* 24 * * *", "* * 0 * *",
                                   "* * * 13 *", "* * * * 8", "*/0 * * * *", "5-1 * * * *",
-                                  "a * * * *", "1,,2 * * * *", "0 0 30 2 *", "@often"])
+                                  "a * * * *", "1,,2 * * * *", "0 0 30 2 *", "0 0 31 4,6 *", "@often"])
 def test_bad_expressions_raise_cron_error(expr):
     with pytest.raises(CronError):
         CronExpr.parse(expr)
