@@ -18,4 +18,7 @@ def _isolated_env(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FAL_PERSONA_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)  # so a developer's .env is not read
+    from tools.redact import forget_secrets
+
+    forget_secrets()  # keys an earlier test's settings validated are not this test's
     yield

@@ -6,7 +6,7 @@ import copy
 
 from pydantic import SecretStr
 
-from agent.redact import MASK, Redactor, redact, redact_text, settings_secrets
+from agent.redact import MASK, Redactor, forget_secrets, redact, redact_text, settings_secrets
 from agent.settings import Settings
 
 FAL = "1f2e3d4c-aaaa-bbbb-cccc-0123456789ab:9c8b7a6f5e4d3c2b1a0f"
@@ -92,8 +92,11 @@ def test_extra_secrets_from_settings_read_from_dotenv(tmp_path):
     settings = Settings()
     secrets = settings_secrets(settings)
     assert secrets == (FAL,)
-    # Without the settings' secrets, a bare key has no recognisable shape: that is why
-    # TranscriptStore collects them.
+    # A bare key has no recognisable shape: the settings remember each key they validate, so
+    # every later redaction masks it, not only those handed the settings' secrets.
+    assert redact(f"x {FAL}") == f"x {MASK}"
+    assert redact(f"x {FAL}", extra=secrets) == f"x {MASK}"
+    forget_secrets()
     assert redact(f"x {FAL}") == f"x {FAL}"
     assert redact(f"x {FAL}", extra=secrets) == f"x {MASK}"
 

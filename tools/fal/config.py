@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tools.redact import remember_secrets
+
 DEFAULT_QUEUE_BASE_URL = "https://queue.fal.run"
 DEFAULT_API_BASE_URL = "https://api.fal.ai/v1"
 DEFAULT_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
@@ -27,6 +29,8 @@ def clean_secret(variable: str, value: Any) -> Any:
     raw = value.get_secret_value() if isinstance(value, SecretStr) else value
     if not isinstance(raw, str):
         return value
+    if not isinstance(value, SecretStr):  # read from the environment or .env: mask it everywhere
+        remember_secrets(raw)
     stripped = raw.strip()
     if not stripped:
         return None

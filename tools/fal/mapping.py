@@ -17,33 +17,21 @@ import pydantic
 
 from tools.fal import errors as E
 from tools.fal.retry import parse_retry_after
+from tools.redact import MASK, Redactor
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 _MAX_TEXT = 300
-REDACTED = "[REDACTED]"
+REDACTED = MASK
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Remove every secret (and the secret half of an ``id:secret`` key) from text."""
-    for secret in secrets:
-        if not secret:
-            continue
-        text = text.replace(secret, REDACTED)
-        _, sep, half = secret.partition(":")
-        if sep and len(half) >= 4:
-            text = text.replace(half, REDACTED)
-    return text
+    """Remove every form of every secret (see :mod:`tools.redact`) from text."""
+    return Redactor.for_secrets(secrets).text(text)
 
 
 def scrub_obj(value: Any, secrets: Iterable[str]) -> Any:
-    """``scrub`` applied to every string inside a JSON-like value."""
-    if isinstance(value, str):
-        return scrub(value, secrets)
-    if isinstance(value, dict):
-        return {scrub_obj(k, secrets): scrub_obj(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub_obj(v, secrets) for v in value]
-    return value
+    """``scrub`` applied to every string (dict keys too) inside a JSON-like value."""
+    return Redactor.for_secrets(secrets)(value)
 
 
 def summarize_detail(detail: Any) -> str:
