@@ -138,3 +138,27 @@ async def test_real_thresholds_multipart_above_100_mib(sb, tmp_path):
     head = httpx.head(up.url)
     assert head.status_code == 200 and int(head.headers["content-length"]) == up.size
     path.unlink()
+
+
+async def test_in_process_asgi_sandbox_upload_and_schema():
+    from sandbox.app import create_app
+
+    app = create_app(SandboxConfig(manual_clock=True))
+    base = "http://sandbox.test"
+    fal = FalClient(FalConfig(_env_file=None, FAL_KEY=KEY, FAL_QUEUE_BASE_URL=base,
+                              FAL_API_BASE_URL=base + "/v1", FAL_REST_BASE_URL=base,
+                              FAL_CDN_BASE_URL=base, FAL_DEADLINE_S=20),
+                    transport=httpx.ASGITransport(app=app))
+    fal._uploader = Uploader(fal, multipart_threshold=256 * KIB, part_size=64 * KIB)
+    data = bytes(range(256)) * 1500  # 375 KiB: 6 parts
+    try:
+        async with fal:
+            up = await fal.upload(data, file_name="a.bin")
+            small = await fal.upload(b"tiny", file_name="t.txt")
+            schema = await fal.input_schema("fal-ai/flux/dev")
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
+                assert (await http.get(up.url)).content == data
+                assert (await http.get(small.url)).content == b"tiny"
+        assert (up.parts, small.parts) == (6, 1) and isinstance(schema, InputSchema)
+    finally:
+        await app.state.sandbox.aclose()
