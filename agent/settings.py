@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     """Seconds to wait for the model server to answer (and between streamed tokens)."""
     llm_max_retries: int = Field(default=1, alias="FAL_PERSONA_LLM_MAX_RETRIES", ge=0, le=10)
     """Retries of a model request that failed in a retryable way (connection, 429, 5xx)."""
+    history_max_tokens: int = Field(default=48_000, alias="FAL_PERSONA_HISTORY_MAX_TOKENS", ge=0, le=10_000_000)
+    """Most tokens (approximate) of conversation each model call is sent; older whole turns are
+    left out (the transcript and a resumed chat keep them). 0 sends everything."""
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     """The webhook listener's limits and tuning (their own FAL_PERSONA_WEBHOOK_* variables)."""
 
