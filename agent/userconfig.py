@@ -9,26 +9,28 @@
     [ui]
     theme = "textual-dark"
 
-Reading uses tomllib; writing uses a tiny serializer for what this file holds (sections of
-strings, numbers, booleans and lists of those), written atomically so a crash never leaves
-half a file. A broken file raises `UserConfigError` naming the file and line.
+Reading uses tomllib; writing edits the file as a `tomlkit` document, so the user's comments,
+ordering and formatting survive `fal-persona logs off` and friends. Values are limited to what
+this file holds (sections of strings, numbers, booleans and lists of those), and the file is
+written atomically so a crash never leaves half of it. A broken file raises `UserConfigError`
+naming the file and line.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import re
 import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import tomlkit
+from tomlkit.exceptions import TOMLKitError
+
 from agent import locations
 
 Config = dict[str, dict[str, Any]]
-
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 class UserConfigError(ValueError):
@@ -64,16 +66,61 @@ def get(section: str, key: str, default: Any = None, *, path: Path | None = None
 
 
 def set_value(section: str, key: str, value: Any, *, path: Path | None = None) -> None:
-    """Set one value and save, keeping everything else in the file."""
-    data = load(path)
-    data.setdefault(section, {})[key] = value
-    save(data, path=path)
+    """Set one value and save, keeping everything else in the file, comments included."""
+    path = _path(path)
+    _check(value, f"{section}.{key}")
+    load(path)  # a broken file is reported, never overwritten
+    doc = _document(path)
+    table = doc.get(section)
+    if table is None:
+        table = tomlkit.table()
+        doc[section] = table
+    table[key] = value
+    _write(path, tomlkit.dumps(doc))
 
 
 def save(data: Config, *, path: Path | None = None) -> None:
-    """Write the whole config atomically."""
+    """Make the file hold exactly `data`, keeping the comments of entries that stay."""
     path = _path(path)
-    text = dumps(data)
+    _check_config(data)
+    try:
+        load(path)
+        doc = _document(path)
+    except UserConfigError:  # unreadable or broken: start a fresh document
+        doc = tomlkit.document()
+    for section in [s for s in doc if s not in data]:
+        del doc[section]
+    for section, values in data.items():
+        table = doc.get(section)
+        if table is None:
+            table = tomlkit.table()
+            doc[section] = table
+        for key in [k for k in table if k not in values]:
+            del table[key]
+        for key, value in values.items():
+            if key not in table or table[key] != value:
+                table[key] = value
+    _write(path, tomlkit.dumps(doc))
+
+
+def dumps(data: Config) -> str:
+    """TOML text for a dict of sections of scalar (or list-of-scalar) values."""
+    _check_config(data)
+    return tomlkit.dumps(data)
+
+
+def _document(path: Path) -> tomlkit.TOMLDocument:
+    """The file as an editable document (empty when it does not exist); load() checked it first."""
+    try:
+        return tomlkit.parse(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return tomlkit.document()
+    except (OSError, UnicodeDecodeError, TOMLKitError) as exc:
+        raise UserConfigError(f"{path}: cannot read: {exc}") from exc
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace the file with `text` in one rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
     try:
@@ -85,43 +132,26 @@ def save(data: Config, *, path: Path | None = None) -> None:
         raise UserConfigError(f"{path}: cannot write: {exc}") from exc
 
 
-def dumps(data: Config) -> str:
-    """TOML text for a dict of sections of scalar (or list-of-scalar) values."""
-    lines: list[str] = []
+def _check_config(data: Config) -> None:
     for section, table in data.items():
         if not isinstance(table, dict):
             raise UserConfigError(f"section {section!r} must be a table")
-        if lines:
-            lines.append("")
-        lines.append(f"[{_key(section)}]")
         for key, value in table.items():
-            lines.append(f"{_key(key)} = {_value(value, f'{section}.{key}')}")
-    return "\n".join(lines) + "\n" if lines else ""
+            _check(value, f"{section}.{key}")
 
 
-def _key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else _string(key)
-
-
-def _string(value: str) -> str:
-    out = value.replace("\\", "\\\\").replace('"', '\\"')
-    out = "".join(c if c.isprintable() or c == " " else f"\\u{ord(c):04x}" for c in out)
-    return f'"{out}"'
-
-
-def _value(value: Any, where: str) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
+def _check(value: Any, where: str) -> None:
+    """Only what this file is meant to hold: scalars and lists of them, finite numbers."""
+    if isinstance(value, bool | int | str):
+        return
     if isinstance(value, float):
         if not math.isfinite(value):
             raise UserConfigError(f"{where}: {value} cannot be stored")
-        return repr(value)
-    if isinstance(value, str):
-        return _string(value)
+        return
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_value(v, where) for v in value) + "]"
+        for item in value:
+            _check(item, where)
+        return
     raise UserConfigError(f"{where}: cannot store a {type(value).__name__}")
 
 

@@ -168,3 +168,17 @@ def test_installed_console_script(sessions, tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and bad.stdout == ""
     assert bad.stderr.strip() == "fal-persona: no session 'no-such'"
+
+
+def test_a_write_keeps_the_users_comments_and_layout(capsys):
+    path = locations.config_file()
+    path.write_text('# my switches\n[ui]\ntheme = "nord"  # easy on the eyes\n\n'
+                    '[transcript]\n# keep a record of everything\nenabled = true\n')
+    assert main(["logs", "off"]) == 0
+    text = path.read_text()
+    assert text == ('# my switches\n[ui]\ntheme = "nord"  # easy on the eyes\n\n'
+                    '[transcript]\n# keep a record of everything\nenabled = false\n')
+    userconfig.save({"ui": {"theme": "nord"}, "keys": {"quit": "ctrl+x"}})
+    text = path.read_text()
+    assert "# my switches" in text and "# easy on the eyes" in text and "[transcript]" not in text
+    assert userconfig.load() == {"ui": {"theme": "nord"}, "keys": {"quit": "ctrl+x"}}
