@@ -1,4 +1,7 @@
-"""A local fal.ai emulator: the queue API, the platform API v1 and webhook delivery.
+"""A local fal.ai emulator: the queue API, the synchronous run host, the platform API v1,
+file uploads (the REST token/storage calls and the v3 CDN, `routes_uploads`), media inputs read
+from uploads, data: URIs or loopback URLs (`inputs`), submits checked against each endpoint's
+published OpenAPI (`schemas`), and webhook delivery.
 
 It implements /work/shared/fal-api.md on its own and imports nothing from `tools` or `agent`,
 so a misunderstanding of the spec cannot hide on both sides of a test.

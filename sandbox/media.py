@@ -372,14 +372,22 @@ class MediaStore:
     def put(self, ext: str, data: bytes) -> str:
         """Store finished bytes (on disk when there is an upload store); returns the file name."""
         name = f"{hashlib.sha256(data).hexdigest()[:32]}.{ext}"
-        if name in self._stored or (self._uploads is None and name in self._cache):
+        if name in self._stored or name in self._cache:
             return name
-        if self._uploads is None:
+        from sandbox.uploads import UploadError
+
+        try:
+            if self._uploads is None:
+                raise UploadError(507, "no upload store", "insufficient_storage")
+            self._uploads.reserve(len(data))
+        except UploadError:
+            # No disk for it: keep it in the LRU cache (served until evicted).
             with self._lock:
                 self._cache[name] = data
                 self._specs[name.split(".")[0]] = MediaSpec(ext, b"", 0, 0)
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
             return name
-        self._uploads.reserve(len(data))
         path = self._uploads.new_path(f".{ext}")
         path.write_bytes(data)
         with self._lock:

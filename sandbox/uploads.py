@@ -210,7 +210,8 @@ class UploadStore:
     # -- files --------------------------------------------------------------------------------
     def create(self, *, base_url: str, file_name: str | None, content_type: str | None, via: str, now: float,
                lifecycle: dict[str, Any] | None) -> StoredFile:
-        """Register a new (not yet complete) file."""
+        """Register a new (not yet complete) file (expired files are swept first)."""
+        self.sweep(now)
         file_id = secrets.token_hex(8)
         name = safe_name(file_name)
         seconds = (lifecycle or {}).get("expiration_duration_seconds")
@@ -223,6 +224,12 @@ class UploadStore:
         with self._lock:
             self.files[file_id] = entry
         return entry
+
+    def sweep(self, now: float) -> None:
+        """Delete every file past its lifecycle expiry."""
+        for file_id, entry in list(self.files.items()):
+            if entry.expires_at is not None and now >= entry.expires_at:
+                self.delete(file_id)
 
     def start_multipart(self, entry: StoredFile) -> str:
         """Give `entry` a multipart upload id."""
