@@ -11,6 +11,8 @@ defines (or overrides, by name) one persona. A file looks like::
     approval = []                    # optional; default: its spend/destructive tools
     system_prompt = '''...'''
 
+    [[mcp_servers]]                  # optional: MCP servers whose tools it may use
+                                     # (agent.mcp.config describes the fields)
     [[triggers]]                     # optional, read by the trigger engine
     [[schedules]]                    # optional, read by the trigger engine
 
@@ -29,6 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent import locations
+from agent.mcp.config import McpServerSpec, unique_names
 from tools.registry import ALL_TOOLS, DEFAULT_TOOLS, GUARDED_TOOLS
 
 _NAME_RE = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -74,6 +77,7 @@ class Persona(BaseModel):
     approval: list[str] | None = None
     budget_usd: float = Field(gt=0, allow_inf_nan=False)
     model: str | None = None
+    mcp_servers: list[McpServerSpec] = Field(default_factory=list)
     triggers: list[dict[str, Any]] = Field(default_factory=list)
     schedules: list[dict[str, Any]] = Field(default_factory=list)
     source: str | None = Field(default=None, exclude=True)
@@ -88,6 +92,11 @@ class Persona(BaseModel):
     @classmethod
     def _approval_names(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else _check_tool_names(value)
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _server_names(cls, value: list[McpServerSpec]) -> list[McpServerSpec]:
+        return unique_names(value)
 
     @field_validator("triggers", "schedules", mode="before")
     @classmethod
