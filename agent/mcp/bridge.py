@@ -1,0 +1,153 @@
+"""The seam between an MCP server and the session core: one persona's tools, guarded.
+
+`ToolBridge` lists a runner's tools as MCP sees them (name, description, the JSON schema the
+chat model is shown, read-only/destructive hints from the registry's kinds) and runs a call
+through `agent.core.guard.guarded_call`, the very function a chat's tool calls and slash
+commands pass: scope refusal, submit pricing, budget, approval, transcript rows. Only the
+approver differs: the MCP server supplies it per call (elicitation, `--allow-spend`, or no).
+
+The budget belongs to the server process: every client of one `fal-persona mcp` shares the
+runner's `ToolGate`, so reconnecting does not reset what was spent. Each client connection
+gets a transcript session of its own (source `mcp`, user = the client's name).
+"""
+
+from __future__ import annotations
+
+import uuid
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import ToolMessage
+from langchain_core.tools import BaseTool
+from pydantic import ValidationError
+
+from agent.core.events import ApprovalRequest, Decision
+from agent.core.gate import money
+from agent.core.guard import guarded_call
+from agent.core.turnlog import TurnLog
+from tools.outcome import failure_artifact, jsonable, message_outcome
+from tools.registry import TOOL_KINDS, ToolKind
+
+Decide = Callable[[ApprovalRequest], Awaitable[Decision]]
+MCP_SOURCE = "mcp"
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool as an MCP server lists it."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    kind: ToolKind
+
+
+def input_schema(tool: BaseTool) -> dict[str, Any]:
+    """The JSON schema of `tool`'s arguments exactly as a chat model is shown it."""
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    params = convert_to_openai_tool(tool)["function"].get("parameters") or {}
+    return {"type": "object", "properties": {}, **params}
+
+
+def tool_specs(tools: Sequence[BaseTool]) -> list[ToolSpec]:
+    """The MCP view of `tools`, in their order."""
+    return [ToolSpec(t.name, t.description, input_schema(t), TOOL_KINDS.get(t.name, "read")) for t in tools]
+
+
+def message_text(message: Any) -> str:
+    """A ToolMessage's text, whatever its content shape."""
+    content = getattr(message, "content", "")
+    if isinstance(content, str):
+        return content
+    return "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
+
+
+def describe(request: ApprovalRequest) -> str:
+    """What a person is asked to approve: the call, what it costs, what is left."""
+    lines = [f"fal-persona asks: run the {request.kind} tool {request.name}?"]
+    endpoint = request.args.get("endpoint_id")
+    if endpoint:
+        lines.append(f"Endpoint: {endpoint}")
+    if request.name == "submit_queue_request":
+        cost = "unknown" if request.estimate_usd is None else money(request.estimate_usd)
+        basis = f" ({request.cost_basis})" if request.cost_basis and request.estimate_usd is not None else ""
+        lines.append(f"Cost of this call: {cost}{basis}")
+    if request.budget_left_usd is not None:
+        lines.append(f"Budget left: {money(request.budget_left_usd)}")
+    return "\n".join(lines)
+
+
+class ToolBridge:
+    """A runner's tools behind the session guard, for any number of MCP client connections.
+
+    `runner` is an `agent.core.runner.AgentRunner` (its persona, scoped tools and gate are
+    used, never its model); `transcript` the session's `TranscriptStore` (or None).
+    """
+
+    def __init__(self, runner: Any, transcript: Any) -> None:
+        self.runner = runner
+        self.transcript = transcript
+        self.persona = runner.persona
+        self.gate = runner.gate
+        self.tools: dict[str, BaseTool] = {t.name: t for t in runner.tools}
+        self._sessions: weakref.WeakKeyDictionary[Any, tuple[str, str]] = weakref.WeakKeyDictionary()
+        self._fallback: dict[int, tuple[str, str]] = {}
+
+    def specs(self) -> list[ToolSpec]:
+        """The persona's tools (an analyst's list has no submit or cancel)."""
+        return tool_specs(list(self.tools.values()))
+
+    def session_of(self, client: Any, client_name: str) -> tuple[str, str]:
+        """(transcript session id, user) for one client connection, made on its first call."""
+        try:
+            known = self._sessions.get(client)
+        except TypeError:  # not weak-referenceable: key it by identity
+            known = self._fallback.get(id(client))
+        if known is not None:
+            return known
+        user = client_name or "mcp-client"
+        sid = (self.transcript.new_session(user, self.persona.name, source=MCP_SOURCE)
+               if self.transcript is not None else uuid.uuid4().hex)
+        try:
+            self._sessions[client] = (sid, user)
+        except TypeError:
+            self._fallback[id(client)] = (sid, user)
+        return sid, user
+
+    async def call(self, name: str, args: dict[str, Any], decide: Decide, *, client: Any = None,
+                   client_name: str = "") -> ToolMessage:
+        """Run one call through the guard; always a ToolMessage (errors have status "error")."""
+        session_id, user = self.session_of(client if client is not None else self, client_name)
+        log = TurnLog(self.transcript, session_id, user, self.persona.name)
+        log.start()  # the rows of one call share a commit; its events are not wanted here
+        call = {"name": name, "args": dict(args or {}), "id": f"mcp_{uuid.uuid4().hex[:12]}",
+                "type": "tool_call"}
+        try:
+            return await guarded_call(self.gate, log, call, self._execute, decide)
+        finally:
+            log.settle()
+
+    async def _execute(self, call: dict[str, Any]) -> ToolMessage:
+        name = call["name"]
+        try:
+            result = await self.tools[name].ainvoke({**call, "type": "tool_call"})
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            text = f"Error: invalid arguments for {name}: {problems}"
+            return ToolMessage(content=text, name=name, tool_call_id=call["id"], status="error",
+                               artifact=failure_artifact("failed", text, error_type="InputError"))
+        return result
+
+
+def is_error(message: ToolMessage) -> bool:
+    """Whether a call did not do what it was asked (refused, rejected, failed)."""
+    return not message_outcome(message).ok
+
+
+def structured(message: ToolMessage) -> dict[str, Any] | None:
+    """The artifact as a JSON object, when it is one (MCP's structuredContent)."""
+    data = jsonable(getattr(message, "artifact", None))
+    return data if isinstance(data, dict) else None
