@@ -1,14 +1,21 @@
-"""A self-signed certificate for 127.0.0.1/localhost, so https-only clients (fal_client) can
-talk to the sandbox: point `SSL_CERT_FILE` at the certificate it writes."""
+"""A local certificate for 127.0.0.1/localhost, so https-only clients (fal_client) can talk to
+the sandbox: point `SSL_CERT_FILE` at the certificate file it writes.
+
+`trustme` makes a throw-away certificate authority and a server certificate it signs (made for
+exactly this: local test servers). The certificate file holds the server certificate followed by
+its CA, so the one file is both what the server presents (leaf, then chain) and what a client
+trusts (the CA inside it); `sandbox-ca.pem` holds the CA alone for clients that want only that.
+The CA's key is never written: a new pair is made whenever the old one is missing or expiring.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import os
 from pathlib import Path
 
-CERT_NAME, KEY_NAME = "sandbox-cert.pem", "sandbox-key.pem"
+CERT_NAME, KEY_NAME, CA_NAME = "sandbox-cert.pem", "sandbox-key.pem", "sandbox-ca.pem"
+VALID_DAYS = 365
 
 
 def _still_valid(cert_path: Path) -> bool:
@@ -23,31 +30,21 @@ def _still_valid(cert_path: Path) -> bool:
 
 def ensure_certificate(data_dir: Path) -> tuple[Path, Path]:
     """(cert, key) paths in `data_dir`, written now unless a valid pair is already there."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    import trustme
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = data_dir / CERT_NAME, data_dir / KEY_NAME
+    cert_path, key_path, ca_path = data_dir / CERT_NAME, data_dir / KEY_NAME, data_dir / CA_NAME
     if cert_path.exists() and key_path.exists() and _still_valid(cert_path):
         return cert_path, key_path
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fal-persona sandbox")])
+    ca = trustme.CA(organization_name="fal-persona sandbox")
     now = dt.datetime.now(dt.UTC)
-    san = x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                       x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=365))
-            .add_extension(san, critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    key_bytes = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption())
+    leaf = ca.issue_cert("127.0.0.1", "localhost", common_name="fal-persona sandbox",
+                         not_before=now - dt.timedelta(minutes=5),
+                         not_after=now + dt.timedelta(days=VALID_DAYS))
     # The key is written owner-only before any content lands in it.
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
-        fh.write(key_bytes)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        fh.write(leaf.private_key_pem.bytes())
+    ca_path.write_bytes(ca.cert_pem.bytes())
+    cert_path.write_bytes(b"".join(pem.bytes() for pem in leaf.cert_chain_pems) + ca.cert_pem.bytes())
     return cert_path, key_path
