@@ -6,11 +6,10 @@ import datetime as dt
 import hashlib
 import json
 
+import httpx
 import pytest
 
 from tests.sandbox.conftest import make_app
-
-import httpx
 
 CDN_TOKEN = "/storage/auth/token"
 
