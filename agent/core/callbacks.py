@@ -31,6 +31,11 @@ def message_record(message: BaseMessage) -> dict[str, Any]:
     return out
 
 
+def _key(message: BaseMessage) -> tuple[str, str]:
+    """What tells two sent messages apart: their id (the agent's state gives every message one)."""
+    return message.type, message.id or str(message.content)
+
+
 class TurnCallbacks(AsyncCallbackHandler):
     """Callbacks for one runner: model logging, token streaming, tool progress."""
 
@@ -42,6 +47,7 @@ class TurnCallbacks(AsyncCallbackHandler):
         self._partial: dict[tuple[UUID, Any], dict[str, Any]] = {}
         self._raw_by_id: dict[str, dict[str, Any]] = {}
         self._logged = 0
+        self._sent_keys: list[tuple[str, str]] = []
         self.usage: dict[str, int] = {}
 
     def raw_args(self, call_id: str | None) -> str | None:
@@ -61,8 +67,13 @@ class TurnCallbacks(AsyncCallbackHandler):
         sent = messages[0] if messages else []
         # Each request resends the whole conversation; the session's rows already hold its
         # prefix, so a row keeps only what is new (`offset` says where it starts). Reading the
-        # session's model_request rows in order rebuilds every request exactly.
-        offset = self._logged if 0 < self._logged <= len(sent) else 0
+        # session's model_request rows in order rebuilds every request exactly. A request that
+        # does not start with the previous one (older turns trimmed off, agent/core/history.py)
+        # is logged whole.
+        keys = [_key(m) for m in sent]
+        n = len(self._sent_keys)
+        offset = n if 0 < n <= len(keys) and keys[:n] == self._sent_keys else 0
+        self._sent_keys = keys
         self._logged = len(sent)
         self.log.record("model_request", {"model": self.model_name, "message_count": len(sent),
                                           "offset": offset,

@@ -41,6 +41,9 @@ KINDS = frozenset({
     "user_prompt", "model_request", "model_response", "tool_call", "tool_progress",
     "tool_result", "tool_error", "approval", "answer", "error", "trigger_event",
     "trigger_action", "schedule_run", "persona_switch",
+    # Resuming a chat (agent/transcript/replay.py): an approval asked and not yet answered, and
+    # a job's outcome learned outside a tool call (a background follower, a webhook).
+    "approval_request", "job_state",
 })
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -244,6 +247,32 @@ class TranscriptStore:
             "FROM sessions s ORDER BY s.started_at DESC, s.rowid DESC LIMIT ?", (max(0, limit),))
         return [{"id": r[0], "started_at": iso(r[1]), "user": r[2], "persona": r[3],
                  "source": r[4], "events": r[5], "last_ts": iso(r[6])} for r in rows]
+
+    def conversations(self, limit: int = 200) -> list[dict[str, Any]]:
+        """Sessions someone talked in (at least one prompt), the most recently active first:
+        id, title (the first prompt), persona (the latest), started_at, last_ts, events,
+        spent_usd (what its submits cost) and source."""
+        rows = self._query(
+            "SELECT s.id, s.started_at, s.source, "
+            "(SELECT json_extract(e.data, '$.text') FROM events e WHERE e.session_id = s.id "
+            " AND e.kind = 'user_prompt' ORDER BY e.id LIMIT 1), "
+            "(SELECT e.persona FROM events e WHERE e.session_id = s.id ORDER BY e.id DESC LIMIT 1), "
+            "(SELECT max(e.ts) FROM events e WHERE e.session_id = s.id), "
+            "(SELECT count(*) FROM events e WHERE e.session_id = s.id), "
+            "(SELECT total(json_extract(e.data, '$.cost_usd')) FROM events e WHERE e.session_id = s.id "
+            " AND e.kind = 'tool_result') "
+            "FROM sessions s WHERE EXISTS (SELECT 1 FROM events e WHERE e.session_id = s.id "
+            " AND e.kind = 'user_prompt') "
+            "ORDER BY 6 DESC, s.rowid DESC LIMIT ?", (max(0, limit),))
+        return [{"id": r[0], "started_at": iso(r[1]), "source": r[2],
+                 "title": " ".join(str(r[3] or "").split())[:200], "persona": r[4],
+                 "last_ts": iso(r[5]), "events": r[6], "spent_usd": round(float(r[7] or 0.0), 6)}
+                for r in rows]
+
+    def latest_conversation(self) -> str | None:
+        """The id of the most recently active session with a prompt in it, or None."""
+        rows = self.conversations(1)
+        return rows[0]["id"] if rows else None
 
     def resolve_session(self, prefix: str) -> str:
         """The one session id that equals or starts with `prefix`."""

@@ -31,7 +31,8 @@ def store():
 def test_contract_kinds():
     assert KINDS == {"user_prompt", "model_request", "model_response", "tool_call",
                      "tool_progress", "tool_result", "tool_error", "approval", "answer",
-                     "error", "trigger_event", "trigger_action", "schedule_run", "persona_switch"}
+                     "error", "trigger_event", "trigger_action", "schedule_run", "persona_switch",
+                     "approval_request", "job_state"}
 
 
 def test_record_and_read_back(store):
