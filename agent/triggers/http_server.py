@@ -72,6 +72,8 @@ def uvicorn_server(app: Any, limits: WebhookSettings, *, http: str | None = None
 _READ_LIMIT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: 19\r\n"
         b"connection: close\r\n\r\n{\"error\":\"timeout\"}")
+_400 = (b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 23\r\n"
+        b"connection: close\r\n\r\n{\"error\":\"bad_request\"}")
 _431 = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
         b"content-length: 30\r\nconnection: close\r\n\r\n{\"error\":\"headers_too_large\"}")
 
@@ -203,6 +205,10 @@ def _guarded(base: type) -> type:
             except httptools.HttpParserUpgrade:
                 self.send_400_response("Upgrades are not supported.")
 
+        def send_400_response(self, msg: str) -> None:
+            """uvicorn's answer to bytes that are not HTTP, in JSON like every other answer."""
+            self._refuse(_400)
+
         def on_header(self, name: bytes, value: bytes) -> None:
             self._fields += 1
             if self._fields > self._max_fields:
@@ -237,6 +243,7 @@ def _guarded(base: type) -> type:
 def _guarded_h11(base: type) -> type:
     """uvicorn's h11 protocol with connection accounting only (its head limit is h11's
     incomplete-event size, its idle one timeout_keep_alive; no header or body timers)."""
+    import h11
 
     class GuardedH11(base):  # type: ignore[valid-type, misc]
         def __init__(self, *args: Any, guard: _Guard, **kwargs: Any) -> None:
@@ -250,6 +257,16 @@ def _guarded_h11(base: type) -> type:
         def connection_lost(self, exc: Exception | None) -> None:
             self.guard.closed(self)
             super().connection_lost(exc)
+
+        def send_400_response(self, msg: str) -> None:
+            """uvicorn's answer to bytes that are not HTTP (or a head over the limit), in JSON."""
+            body = _400.partition(b"\r\n\r\n")[2]
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                       (b"connection", b"close")]
+            for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"),
+                          h11.Data(data=body), h11.EndOfMessage()):
+                self.transport.write(self.conn.send(event))
+            self.transport.close()
 
     return GuardedH11
 

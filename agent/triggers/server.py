@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -228,8 +229,8 @@ async def receive_webhook(request: Request) -> Response:
         body = await _read_body(request, state.max_body_bytes)
     except BodyTooLarge:
         return _refuse(413, "too_large")
-    except ClientDisconnect:  # the sender went away (or was timed out) mid-body
-        return Response(status_code=400)
+    except ClientDisconnect:  # the sender went away (or was timed out) mid-body: nobody reads this
+        return _json(400, {"error": "disconnected"})
     finally:
         state.body_in_flight -= reserved
     outcome = await state.intake.submit(request.scope["headers"], body, _endpoint_from_query(request), signed)
@@ -275,9 +276,28 @@ def create_app(state: ListenerState) -> Starlette:
         routes=[Route(WEBHOOK_PATH, receive_webhook, methods=["POST"]),
                 Route("/healthz", healthz, methods=["GET"])],
         lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _crash},
     )
+    app.router.redirect_slashes = False  # a sender's typo is a 404, not a redirect to follow
     app.state.listener = state
     return app
+
+
+_HTTP_REASONS = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (unknown path, wrong method) as JSON like every other answer."""
+    assert isinstance(exc, HTTPException)
+    response = _json(exc.status_code, {"error": _HTTP_REASONS.get(exc.status_code, f"http_{exc.status_code}")})
+    response.headers.update(exc.headers or {})
+    return response
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    """A bug: say so in the log and answer 500 in JSON (fal retries; nothing was acknowledged)."""
+    log.error("webhook listener: %s %s failed", request.method, request.url.path, exc_info=exc)
+    return _json(500, {"error": "internal_error"})
 
 
 async def _stop_all(tasks: Sequence[asyncio.Task[None]], timeout_s: float = 5.0) -> None:

@@ -254,6 +254,40 @@ def test_header_values_with_trailing_whitespace_verify(listener, signer, inbox):
     assert row is not None and row.user_id == "user-1"
 
 
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+@pytest.mark.parametrize("check", ["thread", "process"])
+def test_header_values_lose_surrounding_whitespace_on_either_parser_and_intake(jwks_server, inbox, signer,
+                                                                               http, check):
+    """RFC 9110 5.5: whitespace around a field value is not part of it, so the signed text has none."""
+    settings = Settings(webhooks=WebhookSettings(http=http), no_log=True)
+    running = start_in_thread(settings=settings, jwks=jwks_server.cache(), inbox=inbox, transcript=None,
+                              rules=[], schedules=[], check=check)
+    try:
+        body = fal_body("ws-2")
+        headers = {k: f"\t {v} \t" for k, v in signer.headers(body, "ws-2", user_id="user-9").items()}
+        sock = connect(running)
+        try:
+            sock.sendall(request_bytes(body, headers).replace(b"Content-Length: ", b"Content-Length:  "))
+            status, _, answer = read_response(sock)
+        finally:
+            sock.close()
+    finally:
+        running.stop()
+    assert (status, answer) == (200, b'{"received":true}')
+    row = inbox.get("ws-2")
+    assert row is not None and row.user_id == "user-9"
+
+
+def test_check_head_strips_what_an_asgi_server_left_around_values():
+    now = 1_800_000_000.0
+    raw = [(b"content-length", b" 10 "), (b"x-fal-webhook-request-id", b" r\t"), (b"x-fal-webhook-user-id", b"\tu"),
+           (b"x-fal-webhook-timestamp", b"%d " % now), (b"x-fal-webhook-signature", b" " + b"ab" * 64)]
+    size, found = check_head(raw, 100, now)
+    assert size == 10
+    assert found == {"x-fal-webhook-request-id": "r", "x-fal-webhook-user-id": "u",
+                     "x-fal-webhook-timestamp": str(int(now)), "x-fal-webhook-signature": "ab" * 64}
+
+
 def refused(*args, **kwargs):
     with pytest.raises(Refused) as info:
         check_head(*args, **kwargs)
