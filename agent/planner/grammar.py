@@ -17,6 +17,9 @@ never inside a quoted prompt. Each step is one of::
     result [<endpoint> <request_id>]   get the output
     cancel [<endpoint> <request_id>]
     jwks                               webhook keys
+    <tool_name> [key=value ...] [{...}] any bound tool by its name, e.g. an MCP server's
+                                       notes_save_note text=$url ($last: the previous
+                                       result's text, $url: its first URL)
     help
 
 `status`, `watch`, `result` and `cancel` without ids refer to the latest request in the
@@ -45,6 +48,7 @@ _CATEGORY_RE = re.compile(r"\b([a-z]+(?:-to-[a-z]+)+|training|llm|audio|video|3d
 _CALL_UNITS = {"call", "calls", "request", "requests", "run", "runs", "api", "generation", "generations"}
 _LIMIT_RE = re.compile(r"\b(?:limit|top|first)\s*[:=]?\s*(\d{1,4})\b", re.IGNORECASE)
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9][\w-]{5,}$")
+_TOOL_STEP_RE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*_[A-Za-z0-9_-]+)(?:\s+(.*))?$", re.S)
 
 HELP_TEXT = """I am the offline planner: I understand these commands (join several with "then"):
   search <query> [in <category>] [limit <n>]  e.g. find text-to-image models, search flux limit 30
@@ -53,6 +57,7 @@ HELP_TEXT = """I am the offline planner: I understand these commands (join sever
   submit <endpoint> prompt "<text>" [key=value ...]   or: generate "<text>" with <endpoint>
   status|watch|result|cancel [<endpoint> <request_id>]  (no ids: the latest request)
   jwks                                  the webhook signing keys
+  <tool_name> key=value ...             any tool by name ($url, $last: the previous result)
   help                                  this text
 Example: submit fal-ai/flux/schnell prompt "a red fox" then watch it then result
 Set OPENAI_API_KEY (or OPENAI_BASE_URL) for free-form language."""
@@ -252,9 +257,31 @@ _QUEUE_TOOLS = {"status": "get_queue_status", "watch": "stream_queue_status",
                 "result": "get_queue_result", "cancel": "cancel_queue_request"}
 
 
+def _tool_step(step: str, name: str, body: str) -> Step:
+    """`<tool_name> key=value ... [{json}]`: a call by the tool's own name."""
+    args: dict[str, Any] = {}
+    brace = body.find("{")
+    if brace >= 0:
+        try:
+            parsed = json.loads(body[brace:body.rfind("}") + 1])
+        except ValueError as exc:
+            raise GrammarError(step, f"the arguments are not valid JSON: {exc.msg}") from None
+        if not isinstance(parsed, dict):
+            raise GrammarError(step, "the arguments must be a JSON object")
+        args.update(parsed)
+        body = body[:brace]
+    args.update({m.group(1): _value(m.group(2)) for m in _KV_RE.finditer(body)})
+    if _KV_RE.sub(" ", body).strip():
+        raise GrammarError(step, f"give {name}'s arguments as key=value pairs or one JSON object")
+    return Step(step, name, args)
+
+
 def parse_step(raw: str) -> Step:
     """One step's text to a Step; GrammarError when nothing matches."""
     step = _clean(raw)
+    named = _TOOL_STEP_RE.match(step)
+    if named:  # a snake_case first word is a tool's own name, never one of the verbs below
+        return _tool_step(step, named.group(1), named.group(2) or "")
     for pattern, verb in _VERBS:
         m = pattern.match(step)
         if not m:

@@ -106,7 +106,7 @@ class OfflinePlanner(BaseChatModel):
     def _resolve(step: Step, messages: list[BaseMessage]) -> dict[str, Any] | None:
         """The step's arguments with references filled from the conversation."""
         if not step.needs_ref:
-            return dict(step.args)
+            return refs.fill_results(dict(step.args), messages)
         ref = refs.request_ref(messages)
         merged = {**ref, **step.args}
         if "endpoint_id" not in merged or "request_id" not in merged:
@@ -120,7 +120,7 @@ class OfflinePlanner(BaseChatModel):
         if done:
             lines.append("Here is what I did:")
             for i, (call, result) in enumerate(done, 1):
-                action = _ACTIONS.get(call["name"], call["name"])
+                action = _ACTIONS.get(call["name"], "called a tool")
                 status = (" (rejected: not run)" if refs.is_rejected(result)
                           else " (failed)" if refs.is_error(result) else "")
                 # Lists (models, prices) are shown whole: the tool already bounds them (100 rows).

@@ -84,6 +84,29 @@ def request_ref(messages: list[BaseMessage]) -> dict[str, str]:
     return {}
 
 
+_URL_RE = re.compile(r"https?://[^\s\"'<>)\]]+")
+_PLACEHOLDER_RE = re.compile(r"\$(last|url)\b")
+
+
+def fill_results(args: dict[str, Any], messages: list[BaseMessage]) -> dict[str, Any]:
+    """`$last` / `$url` in string arguments: the latest successful result's text / first URL
+    (a placeholder with nothing to fill it stays as written)."""
+    if not any(isinstance(v, str) and _PLACEHOLDER_RE.search(v) for v in args.values()):
+        return args
+    latest = next((m for m in reversed(messages) if isinstance(m, ToolMessage) and not is_error(m)), None)
+    if latest is None:
+        return args
+    text = _text(latest).strip()
+    hit = _URL_RE.search(text) or _URL_RE.search(json.dumps(latest.artifact, default=str))
+    found = {"last": text, "url": hit.group(0) if hit else None}
+
+    def fill(m: re.Match[str]) -> str:
+        value = found[m.group(1)]
+        return value if value is not None else m.group(0)
+
+    return {k: _PLACEHOLDER_RE.sub(fill, v) if isinstance(v, str) else v for k, v in args.items()}
+
+
 def short(result: ToolMessage | None, limit: int = 400) -> str:
     """A result's text, trimmed for a summary line."""
     if result is None:
