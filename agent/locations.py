@@ -1,27 +1,65 @@
 """Every path the application uses, from one place.
 
-``FAL_PERSONA_HOME`` relocates all of it (tests point it at a temp dir); otherwise the
-platform's user data dir is used.
+The data dir is `Settings.home` (``FAL_PERSONA_HOME``, from the environment or `.env`), else
+the platform's user data dir. The command line resolves the settings once at start-up and
+calls :func:`use_settings`, which fixes the data dir for this process and every child it
+starts (the checker process, the web command's apps) by exporting it as
+``FAL_PERSONA_HOME``. Code running without the command line (tests, a library user) gets the
+same answer: :func:`home` reads the settings itself when nothing was exported.
+
+Files shipped with the product are package data, read through `importlib.resources`, so an
+installed wheel finds them from any directory.
 """
 
 from __future__ import annotations
 
 import os
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from agent.settings import Settings
 
 APP_NAME = "fal-persona"
-REPO_ROOT = Path(__file__).resolve().parent.parent
+HOME_VAR = "FAL_PERSONA_HOME"
+
+
+def resolve_home(value: str | None) -> Path:
+    """The data dir a `Settings.home` value names (absolute), or the platform's default."""
+    if value and value.strip():
+        return Path(value.strip()).expanduser().absolute()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def use_settings(settings: Settings) -> Path:
+    """Fix the data dir for this process (and its children) from resolved settings."""
+    path = resolve_home(settings.home)
+    os.environ[HOME_VAR] = str(path)
+    return path
+
+
+def _settings_home() -> str | None:
+    """`FAL_PERSONA_HOME` as the settings see it: the environment wins, else `.env`."""
+    exported = os.environ.get(HOME_VAR)
+    if exported and exported.strip():
+        return exported
+    from pydantic import ValidationError
+
+    from agent.settings import Settings
+
+    try:
+        return Settings().home
+    except ValidationError:  # an unrelated bad variable: the command line reports it; fall back
+        return None
 
 
 def home() -> Path:
-    """The data dir: `$FAL_PERSONA_HOME`, else the platform's user data dir. Created on use."""
-    env = os.environ.get("FAL_PERSONA_HOME")
-    if env:
-        path = Path(env).expanduser()
-    else:
-        import platformdirs
-
-        path = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    """The data dir (see the module docstring). Created on use."""
+    path = resolve_home(_settings_home())
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -43,9 +81,9 @@ def user_personas_dir() -> Path:
     return path
 
 
-def shipped_personas_dir() -> Path:
-    """Persona files shipped with the product (`prompts/`)."""
-    return REPO_ROOT / "prompts"
+def shipped_personas_dir() -> Traversable:
+    """Persona files shipped with the product: the `prompts` package's data."""
+    return resources.files("prompts")
 
 
 def triggers_file() -> Path:
@@ -58,6 +96,13 @@ def media_dir() -> Path:
     path = home() / "media"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def log_file() -> Path:
+    """The application's rotating log (see agent/applog.py)."""
+    path = home() / "logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path / "fal-persona.log"
 
 
 def tls_dir() -> Path:

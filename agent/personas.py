@@ -1,7 +1,8 @@
 """Personas: a system prompt plus the tools it may use, loaded from TOML files.
 
-Shipped personas live in `prompts/`; the user's own in `<data dir>/personas/`, where a file
-defines (or overrides, by name) one persona. A file looks like::
+Shipped personas live in `prompts/` (package data, read through importlib.resources); the
+user's own in `<data dir>/personas/`, where a file defines (or overrides, by name) one
+persona. A file looks like::
 
     name = "analyst"                 # optional; defaults to the file name
     description = "Read-only research"
@@ -25,7 +26,8 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable
-from pathlib import Path
+from importlib.resources.abc import Traversable
+from pathlib import Path, PurePath
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -129,9 +131,13 @@ class Persona(BaseModel):
         return tool in (self.approval or [])
 
 
-def _display(path: Path) -> str:
+def _display(path: Traversable) -> str:
     """A short, recognisable name for a persona file in messages."""
-    for root in (locations.REPO_ROOT, Path.cwd()):
+    if not isinstance(path, Path):  # shipped data read from a zip or other non-file location
+        return f"prompts/{path.name}"
+    shipped = locations.shipped_personas_dir()
+    roots = [Path(str(shipped)).parent] if isinstance(shipped, Path) else []
+    for root in (*roots, Path.cwd()):
         try:
             return str(path.resolve().relative_to(root.resolve()))
         except ValueError:
@@ -158,8 +164,8 @@ def _validation_message(where: str, exc: ValidationError) -> str:
     return f"{where}: " + "; ".join(parts)
 
 
-def load_persona_file(path: Path) -> Persona:
-    """Read and validate one persona file."""
+def load_persona_file(path: Traversable) -> Persona:
+    """Read and validate one persona file (a path, or a shipped file in the package data)."""
     where = _display(path)
     try:
         raw = path.read_bytes().decode("utf-8")
@@ -177,27 +183,29 @@ def load_persona_file(path: Path) -> Persona:
         detail = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", str(exc))
         line = f"line {lineno}: " if lineno else ""
         raise PersonaError(f"{where}: {line}TOML syntax error: {detail}") from exc
-    name = data.setdefault("name", path.stem)
-    if isinstance(name, str) and name != path.stem:
-        raise PersonaError(f"{where}: name: {name!r} must match the file name {path.stem!r}")
+    stem = PurePath(path.name).stem
+    name = data.setdefault("name", stem)
+    if isinstance(name, str) and name != stem:
+        raise PersonaError(f"{where}: name: {name!r} must match the file name {stem!r}")
     try:
         return Persona.model_validate({**data, "source": where})
     except ValidationError as exc:
         raise PersonaError(_validation_message(where, exc)) from exc
 
 
-def default_dirs() -> list[Path]:
+def default_dirs() -> list[Traversable]:
     """Shipped personas first, then the user's, so the user's win."""
     return [locations.shipped_personas_dir(), locations.user_personas_dir()]
 
 
-def load_personas(dirs: Iterable[Path] | None = None) -> dict[str, Persona]:
+def load_personas(dirs: Iterable[Traversable] | None = None) -> dict[str, Persona]:
     """Every persona, by name; later directories override earlier ones of the same name."""
     personas: dict[str, Persona] = {}
     for folder in default_dirs() if dirs is None else dirs:
         if not folder.is_dir():
             continue
-        for path in sorted(folder.glob("*.toml")):
+        files = (f for f in folder.iterdir() if f.name.endswith(".toml") and f.is_file())
+        for path in sorted(files, key=lambda f: f.name):
             persona = load_persona_file(path)
             personas[persona.name] = persona
     return personas
