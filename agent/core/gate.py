@@ -220,8 +220,12 @@ class ToolGate:
         return list(getattr(self.persona, "tools", []) or [])
 
     def kind(self, name: str) -> str:
-        """read / spend / destructive (read for anything unknown)."""
-        return TOOL_KINDS.get(name, "read")
+        """read / spend / destructive / upload for a fal tool; for another (an MCP server's),
+        `external` when the persona wants it approved, else read."""
+        known = TOOL_KINDS.get(name)
+        if known is not None:
+            return known
+        return "external" if self.needs_approval(name) else "read"
 
     def needs_approval(self, name: str) -> bool:
         """True when the persona wants a human's yes before `name` runs."""
