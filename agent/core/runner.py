@@ -10,15 +10,25 @@ runs in a background task; model callbacks and middleware put events on a queue 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.tools import BaseTool
+
+    from agent.core.contracts import Transcript, WebhookListener
+    from agent.personas import Persona
+    from agent.settings import Settings
 
 from agent.core.events import ApprovalRequest, Decision, ErrorEvent, Event, Token, TurnEnd
 from agent.core.gate import Price, ToolGate, call_quantity
 from agent.redact import redact_text
 from agent.core.turnlog import TurnLog
+from agent.transcript.replay import PendingApproval, Replay
 from tools.outcome import failure_artifact, jsonable, message_outcome
 
 Approver = Callable[[ApprovalRequest], Awaitable[Decision]]
@@ -41,9 +51,10 @@ class AgentRunner:
     running webhook listener or None, gives submits that name no webhook its URL.
     """
 
-    def __init__(self, settings: Any, persona: Any, tools: list[Any], transcript: Any = None,
-                 model: Any = None, session_id: str | None = None, *, user: str | None = None,
-                 source: str = "tui", webhooks: Any = None) -> None:
+    def __init__(self, settings: Settings, persona: Persona, tools: list[BaseTool],
+                 transcript: Transcript | None = None, model: BaseChatModel | None = None,
+                 session_id: str | None = None, *, user: str | None = None,
+                 source: str = "tui", webhooks: WebhookListener | None = None) -> None:
         from agent.core.callbacks import TurnCallbacks
         from agent.core.models import make_model, model_name_for
 
@@ -57,7 +68,7 @@ class AgentRunner:
         if session_id is None:
             session_id = (transcript.new_session(user, persona.name, source=source)
                           if transcript is not None else uuid.uuid4().hex)
-        self.session_id = session_id
+        self.session_id: str = session_id
         self.webhooks = webhooks
         self._all_tools = {t.name: t for t in tools}  # the guard prices submits with get_pricing
         self.gate = ToolGate(persona, {t.name for t in tools}, price_of=self._price_of)
@@ -66,12 +77,33 @@ class AgentRunner:
         self._graph: Any = None
         self._history: list[Any] = []
         self._turns = 0
+        self.pending: list[PendingApproval] = []
+        """Approvals a resumed conversation left unanswered (see `run_pending`)."""
 
     def carry_over(self, previous: AgentRunner) -> None:
         """Continue `previous`'s session: its conversation, turn count and money spent."""
         self._history = list(previous._history)
         self._turns = previous._turns
         self.gate.spent_usd = previous.gate.spent_usd
+        self.pending = list(previous.pending)
+
+    def restore(self, replay: Replay) -> None:
+        """Go on with a conversation rebuilt from the transcript (agent/transcript/replay.py):
+        its history, turn count, spend, and the approvals it left unanswered (`pending`)."""
+        self._history = list(replay.messages)
+        self._turns = replay.turns
+        self.gate.spent_usd = replay.spent_usd
+        self.pending = list(replay.pending)
+
+    def run_pending(self, approver: Approver | None) -> AsyncIterator[Event]:
+        """Ask again for each approval the app died waiting on; a yes runs the call (a no
+        refuses it, as it would have), then the agent goes on with the result. Ends with TurnEnd."""
+        return self._consume(lambda: self._drive_pending(approver))
+
+    @property
+    def history(self) -> list[Any]:
+        """The conversation so far (LangChain messages, newest last); a copy."""
+        return list(self._history)
 
     @property
     def spent_usd(self) -> float:
@@ -125,11 +157,13 @@ class AgentRunner:
             from langchain.agents.middleware import ModelCallLimitMiddleware, ToolCallLimitMiddleware
             from langgraph.checkpoint.memory import InMemorySaver
 
+            from agent.core.history import DEFAULT_MAX_TOKENS, HistoryTrimMiddleware
             from agent.core.middleware import GuardMiddleware, MalformedCallMiddleware
 
             self._graph = create_agent(
                 self.model, self.tools, system_prompt=self.persona.system_prompt,
                 middleware=[
+                    HistoryTrimMiddleware(getattr(self.settings, "history_max_tokens", DEFAULT_MAX_TOKENS)),
                     MalformedCallMiddleware(self.log, self.callbacks.raw_args),
                     ModelCallLimitMiddleware(thread_limit=self.settings.max_model_calls, exit_behavior="error"),
                     ToolCallLimitMiddleware(thread_limit=self.settings.max_tool_calls, exit_behavior="error"),
@@ -199,7 +233,7 @@ class AgentRunner:
             return Decision(action="reject", reason="the approver gave no decision")
         return decision
 
-    async def _drive_turn(self, text: str, approver: Approver | None) -> None:
+    async def _drive_turn(self, text: str | None, approver: Approver | None) -> None:
         """The agent loop for one turn, answering interrupts with the approver."""
         from langchain_core.messages import HumanMessage
         from langgraph.types import Command
@@ -209,9 +243,14 @@ class AgentRunner:
                   "callbacks": [self.callbacks],
                   "recursion_limit": 4 * (self.settings.max_model_calls + self.settings.max_tool_calls) + 20}
         self.callbacks.reset_usage()
-        self.log.record("user_prompt", {"text": text})
         answer = ""
-        payload: Any = {"messages": [*self._history, HumanMessage(text)]}
+        if text is None:  # going on after a resumed approval: the history ends in its result
+            payload: Any = {"messages": list(self._history)}
+        else:
+            self.log.record("user_prompt", {"text": text})
+            if self.pending:  # a resumed chat's open approvals are decided before it goes on
+                await self._resolve_pending(approver)
+            payload = {"messages": [*self._history, HumanMessage(text)]}
         graph = None
         try:
             graph = self._agent()
@@ -225,6 +264,7 @@ class AgentRunner:
                 resume = {}
                 for intr in interrupts:
                     request = ApprovalRequest(**intr.value)
+                    self._asked(request, "model")
                     self.log.emit(request)
                     decision = await self._ask(approver, request)
                     resume[intr.id] = {"action": decision.action, "args": decision.args, "reason": decision.reason}
@@ -277,13 +317,25 @@ class AgentRunner:
 
     async def _drive_tool(self, name: str, args: dict[str, Any], approver: Approver | None) -> None:
         """One slash-command tool call, guarded and logged like a model's."""
-        from langchain_core.messages import AIMessage, ToolMessage
+        from langchain_core.messages import AIMessage
+
+        call = {"name": name, "args": args, "id": f"slash_{uuid.uuid4().hex[:12]}", "type": "tool_call"}
+        self.log.record("user_prompt", {"text": f"/{name} {json.dumps(args, default=str)}", "slash": True})
+        result = await self._guarded(call, approver, asked="slash")
+        content = _text(result)
+        self._history += [AIMessage(content="", tool_calls=[call]), result]
+        self.log.emit(TurnEnd(answer=content, spent_usd=self.spent_usd))
+
+    async def _guarded(self, call: dict[str, Any], approver: Approver | None, *, asked: str | None) -> Any:
+        """Run one call (a slash command's, or a resumed approval's) through the guard, outside
+        the agent graph. `asked` names the approval's source to record when one is asked
+        (None: it was recorded when first asked, before the app stopped)."""
+        from langchain_core.messages import ToolMessage
         from pydantic import ValidationError
 
         from agent.core.guard import guarded_call
 
-        call = {"name": name, "args": args, "id": f"slash_{uuid.uuid4().hex[:12]}", "type": "tool_call"}
-        self.log.record("user_prompt", {"text": f"/{name} {json.dumps(args, default=str)}", "slash": True})
+        name = call["name"]
         tools = {t.name: t for t in self.tools}
 
         async def execute(c: dict[str, Any]) -> Any:
@@ -296,13 +348,56 @@ class AgentRunner:
                                    artifact=failure_artifact("failed", text, error_type="InputError"))
 
         async def decide(request: ApprovalRequest) -> Decision:
+            if asked is not None:
+                self._asked(request, asked)
             self.log.emit(request)
             return await self._ask(approver, request)
 
-        result = await guarded_call(self.gate, self.log, call, execute, decide, self.webhooks)
-        content = _text(result)
-        self._history += [AIMessage(content="", tool_calls=[call]), result]
-        self.log.emit(TurnEnd(answer=content, spent_usd=self.spent_usd))
+        return await guarded_call(self.gate, self.log, call, execute, decide, self.webhooks)
+
+    def _asked(self, request: ApprovalRequest, source: str) -> None:
+        """Record that an approval is being asked, before anyone sees it: if the app dies
+        before the answer, a resumed chat finds it and asks again (agent/transcript/replay.py)."""
+        self.log.record("approval_request", {**dataclasses.asdict(request), "source": source})
+        self.log.settle()  # committed now: the approver may put it on screen before the next event
+
+    async def _drive_pending(self, approver: Approver | None) -> None:
+        """The pending approvals decided, then the agent's turn goes on from their results
+        when any call was the model's."""
+        if await self._resolve_pending(approver):
+            await self._drive_turn(None, approver)  # emits its own TurnEnd
+            return
+        self.log.emit(TurnEnd(answer="", spent_usd=self.spent_usd))
+
+    async def _resolve_pending(self, approver: Approver | None) -> bool:
+        """Ask each pending approval again and run (or refuse) its call, its result going into
+        the history where the call left a gap; True when any call was the model's."""
+        from langchain_core.messages import AIMessage
+
+        pending, self.pending = self.pending, []
+        model_calls = False
+        for item in pending:
+            args = dict(item.args)
+            if self.webhooks is not None and _loopback_url(args.get("webhook_url")):
+                args.pop("webhook_url")  # the stopped app's own listener: this one's is attached
+            call = {"name": item.name, "args": args, "id": item.call_id, "type": "tool_call"}
+            result = await self._guarded(call, approver, asked=None)
+            if item.source == "slash":
+                self._history += [AIMessage(content="", tool_calls=[call]), result]
+            else:
+                self._history.append(result)
+                model_calls = True
+        return model_calls
+
+
+def _loopback_url(url: Any) -> bool:
+    """True for an http(s) URL on a loopback host (a local listener's)."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str):
+        return False
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _failure_kind(exc: BaseException) -> str:

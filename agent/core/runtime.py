@@ -13,7 +13,19 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the real types; imported lazily at run time (see build_runtime)
+    from langchain_core.tools import BaseTool
+
+    from agent.core.contracts import Transcript, WebhookListener
+    from agent.transcript.replay import Replay
+    from agent.core.runner import AgentRunner
+    from agent.personas import Persona
+    from agent.settings import Settings
+    from sandbox.server import RunningSandbox
+    from tools.fal.client import FalClient
+    from tools.fal.config import FalConfig
 
 
 @dataclass
@@ -25,21 +37,23 @@ class Runtime:
     all personas found; `runner` is the current persona's `AgentRunner`.
     """
 
-    settings: Any
+    settings: Settings
     mode: str
-    personas: dict[str, Any]
-    runner: Any
-    tools: list[Any]
-    client: Any
-    transcript: Any
-    sandbox: Any = None
+    personas: dict[str, Persona]
+    runner: AgentRunner
+    tools: list[BaseTool]
+    client: FalClient
+    transcript: Transcript | None
+    sandbox: RunningSandbox | None = None
     source: str = "tui"
     user: str | None = None
-    listener: Any = None
+    listener: WebhookListener | None = None
     """The running webhook listener (`agent.triggers.listener.RunningListener`) or None."""
     webhooks_attached: bool = False
     """True when submits get the listener's URL (the queue can reach it)."""
     notices: list[str] = field(default_factory=list)
+    mcp: Any = None
+    """The persona's MCP servers (`agent.mcp.client.McpHub`) or None when it lists none."""
     """Things the user should know about this runtime (e.g. why the listener is not running)."""
     _closed: bool = field(default=False, repr=False)
 
@@ -49,7 +63,7 @@ class Runtime:
         return self.runner.model_name
 
     @property
-    def persona(self) -> Any:
+    def persona(self) -> Persona:
         """The current persona."""
         return self.runner.persona
 
@@ -63,7 +77,7 @@ class Runtime:
         """The sandbox's base URL when running in sandbox mode."""
         return getattr(self.sandbox, "url", None)
 
-    def switch_persona(self, name: str) -> Any:
+    def switch_persona(self, name: str) -> AgentRunner:
         """Go on as persona `name` in the same session; returns its runner.
 
         The conversation (so "the latest request"), the transcript session (so an export
@@ -84,7 +98,7 @@ class Runtime:
         self.runner = runner
         return runner
 
-    def new_session(self) -> Any:
+    def new_session(self) -> AgentRunner:
         """A fresh conversation (a new transcript session) with the current persona."""
         from agent.core.runner import AgentRunner
 
@@ -93,7 +107,32 @@ class Runtime:
                                   webhooks=self._webhooks())
         return self.runner
 
-    def _webhooks(self) -> Any:
+    def resume_session(self, session_id: str | None = None) -> Replay:
+        """Go on with a stored conversation: `session_id` (or a unique prefix of it), default
+        the most recently active one. Its persona (when it still exists), history, spend and
+        unanswered approvals come back; new events append to the same transcript session.
+        Returns what was rebuilt, for a UI to show. TranscriptError when there is none."""
+        from agent.core.runner import AgentRunner
+        from agent.personas import get_persona
+        from agent.transcript.replay import replay
+        from agent.transcript.store import TranscriptError
+
+        store = self.transcript
+        if store is None:
+            raise TranscriptError("there is no transcript to resume from")
+        sid = store.resolve_session(session_id) if session_id else store.latest_conversation()
+        if sid is None:
+            raise TranscriptError("there is no conversation to continue yet")
+        rebuilt = replay(sid, store.events(sid))
+        name = rebuilt.persona if rebuilt.persona in self.personas else self.runner.persona.name
+        runner = AgentRunner(self.settings, get_persona(name, self.personas), self.tools,
+                             transcript=store, session_id=sid, user=self.user, source=self.source,
+                             webhooks=self._webhooks())
+        runner.restore(rebuilt)
+        self.runner = runner
+        return rebuilt
+
+    def _webhooks(self) -> WebhookListener | None:
         return self.listener if self.webhooks_attached else None
 
     async def aclose(self) -> None:
@@ -110,11 +149,13 @@ class Runtime:
                 await asyncio.to_thread(self.sandbox.stop)
             if self.listener is not None:
                 await asyncio.to_thread(self.listener.stop)
+            if self.mcp is not None:
+                await asyncio.to_thread(self.mcp.close)
             if self.transcript is not None and hasattr(self.transcript, "close"):
                 self.transcript.close()
 
 
-def build_runtime(settings: Any, persona_name: str | None = None, *, source: str = "tui",
+def build_runtime(settings: Settings, persona_name: str | None = None, *, source: str = "tui",
                   user: str | None = None) -> Runtime:
     """Start the sandbox if no fal.ai settings are given, then build client, tools, model,
     transcript and runner for `persona_name` (default: `settings.persona`)."""
@@ -136,11 +177,17 @@ def build_runtime(settings: Any, persona_name: str | None = None, *, source: str
         config = settings.fal_config(base_url=sandbox.url)
     else:
         config = settings.fal_config()
-    listener = None
+    listener = mcp = None
     try:
         listener, attached, notices = start_listener(settings, config, sandboxed=sandbox is not None)
         client = FalClient(config)
         tools = build_fal_tools(config=config, client=client)
+        if persona.mcp_servers:  # their tools join the fal tools; one that fails is a notice
+            from agent.mcp.client import attach
+
+            mcp, persona, tools = attach(persona, tools)
+            personas = {**personas, persona.name: persona}
+            notices = [*notices, *mcp.notices]
         # The store also honours FAL_PERSONA_NO_LOG and the persistent `logs off` switch.
         transcript = TranscriptStore(enabled=not settings.no_log)
         runner = AgentRunner(settings, persona, tools, transcript=transcript, user=user, source=source,
@@ -150,21 +197,24 @@ def build_runtime(settings: Any, persona_name: str | None = None, *, source: str
             sandbox.stop()
         if listener is not None:
             listener.stop()
+        if mcp is not None:
+            mcp.close()
         raise
     return Runtime(settings=settings, mode="sandbox" if sandbox is not None else "live",
                    personas=personas, runner=runner, tools=tools, client=client,
                    transcript=transcript, sandbox=sandbox, source=source, user=user,
-                   listener=listener, webhooks_attached=attached, notices=notices)
+                   listener=listener, webhooks_attached=attached, notices=notices, mcp=mcp)
 
 
-def start_listener(settings: Any, config: Any, *, sandboxed: bool) -> tuple[Any, bool, list[str]]:
+def start_listener(settings: Settings, config: FalConfig, *,
+                   sandboxed: bool) -> tuple[WebhookListener | None, bool, list[str]]:
     """(listener or None, whether submits get its URL, notices); never raises for a listener problem."""
     if not settings.listener_enabled:
         return None, False, []
     from agent.redact import redact_text
     from agent.triggers.listener import start_in_thread
 
-    async def listener_tools() -> dict[str, Any]:
+    async def listener_tools() -> dict[str, BaseTool]:
         # Rule actions run on the listener's own event loop, so they get their own client:
         # an httpx client's pool cannot be shared between two loops.
         from tools.catalog import build_fal_tools

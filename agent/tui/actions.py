@@ -46,8 +46,8 @@ def latest_request(app: Any) -> dict[str, str]:
     row = app.jobs.latest()
     if row is not None and row.endpoint_id:
         return {"endpoint_id": row.endpoint_id, "request_id": row.request_id}
-    runner = getattr(app, "runner", None)
-    history = getattr(runner, "_history", None) if runner is not None else None
+    runner = app.runner
+    history = runner.history if runner is not None else None
     if history:
         from agent.planner.refs import request_ref
 
@@ -102,7 +102,7 @@ async def switch_persona(app: Any, name: str) -> None:
     if runtime is None:
         return
     try:
-        app.runtime = await glue.switch_persona(runtime, app.runtime_factory, app.settings, name)
+        app.runtime = await glue.switch_persona(runtime, name)
         app._subscribe_webhooks()
     except Exception as exc:  # e.g. a persona file with a bad field: say which
         from agent.tui.turn import readable_error
@@ -124,7 +124,7 @@ async def new_chat(app: Any) -> None:
     if runtime is None:
         return
     try:
-        app.runtime = await glue.new_session(runtime, app.runtime_factory, app.settings)
+        app.runtime = await glue.new_session(runtime)
         app._subscribe_webhooks()
     except Exception as exc:
         from agent.tui.turn import readable_error

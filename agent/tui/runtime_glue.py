@@ -1,7 +1,7 @@
 """The app's side of the runtime seam: building it, reading it, switching personas, export.
 
-Everything here tolerates a runtime that lacks optional attributes, so the fake in the tests
-and the real `agent.core.runtime.Runtime` can both drive the app.
+The app drives any `agent.core.contracts.SessionRuntime`: the real `agent.core.runtime.Runtime`
+and the tests' fake implement the same Protocol.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import inspect
 import time
 from pathlib import Path
 from typing import Any
+
+from agent.core.contracts import SessionRuntime, Transcript
 
 
 async def maybe_await(value: Any) -> Any:
@@ -34,34 +36,26 @@ def default_factory(settings: Any, persona: str | None) -> Any:
 
 def default_settings(user: str | None, no_log: bool, listen: bool | None = None) -> Any:
     """Settings from the environment, with the command line's --user/--no-log/--listen on top."""
-    from agent.settings import Settings
+    from agent.settings import with_flags
 
-    overrides: dict[str, Any] = {}
-    if user:
-        overrides["user"] = user
-    if no_log:
-        overrides["no_log"] = True
-    if listen is not None:
-        overrides["listen"] = listen
-    return Settings(**overrides)
+    return with_flags(user=user, no_log=no_log, listen=listen)
 
 
-def persona_name(runtime: Any) -> str:
-    persona = getattr(runtime.runner, "persona", None) or getattr(runtime, "persona", None)
-    return str(getattr(persona, "name", persona) or "?")
+def persona_name(runtime: SessionRuntime) -> str:
+    return runtime.runner.persona.name
 
 
-def model_name(runtime: Any) -> str:
-    return str(getattr(runtime, "model_name", None) or getattr(runtime.runner, "model_name", "?"))
+def model_name(runtime: SessionRuntime) -> str:
+    return runtime.model_name
 
 
-def transcript_of(runtime: Any) -> Any:
-    return getattr(runtime, "transcript", None)
+def transcript_of(runtime: SessionRuntime) -> Transcript | None:
+    return runtime.transcript
 
 
-def mode_label(runtime: Any, settings: Any) -> str:
+def mode_label(runtime: SessionRuntime, settings: Any) -> str:
     """`sandbox (no keys) + offline planner` / `live`."""
-    mode = str(getattr(runtime, "mode", "") or "?")
+    mode = runtime.mode or "?"
     offline = getattr(settings, "uses_offline_planner", None)
     if offline is None:
         offline = "offline" in model_name(runtime).lower()
@@ -69,11 +63,11 @@ def mode_label(runtime: Any, settings: Any) -> str:
     return label + (" + offline planner" if offline else "")
 
 
-def mode_notice(runtime: Any, settings: Any) -> str:
+def mode_notice(runtime: SessionRuntime, settings: Any) -> str:
     """The chat notice that says what is real and what is emulated."""
     parts = []
-    if getattr(runtime, "mode", "") == "sandbox":
-        url = getattr(getattr(runtime, "sandbox", None), "url", "")
+    if runtime.mode == "sandbox":
+        url = runtime.sandbox_url or ""
         parts.append("No FAL_KEY is set, so the local fal.ai sandbox is running"
                      + (f" at {url}" if url else "") + ": nothing is billed.")
     else:
@@ -84,35 +78,17 @@ def mode_notice(runtime: Any, settings: Any) -> str:
     return " ".join(parts)
 
 
-async def switch_persona(runtime: Any, factory: Any, settings: Any, name: str) -> Any:
-    """The runtime for persona `name`, going on in the same session: switched in place when
-    the runtime can (agent.core.runtime.Runtime.switch_persona carries the conversation, the spend
-    and the transcript session over), else rebuilt, with what the new runner can carry over
-    (`carry_over`: the conversation and the spend)."""
-    switch = getattr(runtime, "switch_persona", None)
-    if callable(switch):
-        await maybe_await(switch(name))
-        return runtime
-    return await _rebuild(runtime, factory, settings, name, carry=True)
+async def switch_persona(runtime: SessionRuntime, name: str) -> SessionRuntime:
+    """Go on as persona `name` in the same session (`SessionRuntime.switch_persona` carries the
+    conversation, the spend and the transcript session over)."""
+    runtime.switch_persona(name)
+    return runtime
 
 
-async def new_session(runtime: Any, factory: Any, settings: Any) -> Any:
+async def new_session(runtime: SessionRuntime) -> SessionRuntime:
     """A fresh conversation with the same persona (the one way to start over)."""
-    fresh = getattr(runtime, "new_session", None)
-    if callable(fresh):
-        await maybe_await(fresh())
-        return runtime
-    return await _rebuild(runtime, factory, settings, persona_name(runtime), carry=False)
-
-
-async def _rebuild(runtime: Any, factory: Any, settings: Any, name: str, *, carry: bool) -> Any:
-    old_runner = getattr(runtime, "runner", None)
-    await close(runtime)
-    built = await build(factory, settings, name)
-    carry_over = getattr(getattr(built, "runner", None), "carry_over", None)
-    if carry and old_runner is not None and callable(carry_over):
-        carry_over(old_runner)
-    return built
+    runtime.new_session()
+    return runtime
 
 
 async def close(runtime: Any) -> None:

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import io
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 from agent.core.events import (ApprovalRequest, Decision, ErrorEvent, Token, ToolEnd, ToolProgress,
@@ -31,6 +32,8 @@ def png_data_url(size: int = 16) -> str:
 class FakePersona:
     name: str
     description: str = ""
+    tools: tuple[str, ...] = ()
+    budget_usd: float | None = 5.0
 
 
 PERSONAS = {"producer": FakePersona("producer", "makes media"),
@@ -47,6 +50,27 @@ class FakeTranscript:
     def add(self, session_id: str, kind: str, data: dict[str, Any]) -> None:
         self.rows.append({"id": len(self.rows) + 1, "session_id": session_id, "ts": "2026-01-05T10:00:00",
                           "kind": kind, "persona": "producer", "data": data})
+
+    def new_session(self, user: str, persona: str, source: str = "tui") -> str:
+        return f"session-{len({r['session_id'] for r in self.rows}) + 1}"
+
+    def record(self, session_id: str, kind: str, data: Mapping[str, Any], *, user: str | None,
+               persona: str | None, duration_s: float | None = None,
+               ref: str | None = None) -> int | None:
+        self.add(session_id, kind, dict(data))
+        return len(self.rows)
+
+    def list_sessions(self, limit: int = 20) -> list[dict[str, Any]]:
+        seen: dict[str, dict[str, Any]] = {}
+        for r in self.rows:
+            seen.setdefault(r["session_id"], {"id": r["session_id"], "persona": r["persona"]})
+        return list(seen.values())[-limit:][::-1]
+
+    def events(self, session_id: str) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["session_id"] == session_id]
+
+    def close(self) -> None:
+        self.enabled = False
 
     def search(self, query: str, limit: int = 50) -> list[dict[str, Any]]:
         q = query.lower().rstrip("*")
@@ -73,6 +97,7 @@ class FakeRunner:
         self.decisions: list[Decision] = []
         self.started = asyncio.Event()  # set when a `slow` turn is waiting
         self.cancelled = False
+        self.history: list[Any] = []
 
     async def run_turn(self, text: str, approver: Any):
         self.transcript.add(self.session_id, "user_prompt", {"text": text})
@@ -170,7 +195,11 @@ class FakeRuntime:
         self.sessions += 1
         return FakeRunner(self.personas[name], self.transcript, f"session-{self.sessions}")
 
-    def switch_persona(self, name: str) -> None:
+    notices: list[str] = field(default_factory=list)
+    listener: Any = None
+    sandbox_url: str | None = None
+
+    def switch_persona(self, name: str) -> FakeRunner:
         """As agent.core.runtime.Runtime does: the same session goes on (spend, transcript session;
         the conversation is the app's), recorded as a persona_switch row."""
         if name not in self.personas:
@@ -180,9 +209,11 @@ class FakeRuntime:
         self.runner.spent_usd = old.spent_usd
         self.runner.budget_left_usd = max(0.0, 5.0 - old.spent_usd)
         self.transcript.add(old.session_id, "persona_switch", {"from": old.persona.name, "to": name})
+        return self.runner
 
-    def new_session(self) -> None:
+    def new_session(self) -> FakeRunner:
         self.runner = self._runner(self.runner.persona.name)
+        return self.runner
 
     async def aclose(self) -> None:
         self.closed = True

@@ -124,28 +124,3 @@ async def test_fake_runtime_switch_follows_the_contract(factory):
         assert app.runtime.runner.session_id == session and app.header.spent == 0.5
         rows = [r for r in app.runtime.transcript.rows if r["kind"] == "persona_switch"]
         assert rows and rows[-1]["data"] == {"from": "producer", "to": "analyst"}
-
-
-async def test_rebuilt_runtime_carries_the_conversation_and_spend_but_new_does_not():
-    """A runtime without switch_persona is rebuilt; its new runner carries the old one over."""
-    from types import SimpleNamespace
-
-    from agent.tui import runtime_glue as glue
-
-    class Runner:
-        def __init__(self, persona):
-            self.persona, self._history, self.spent_usd = SimpleNamespace(name=persona), [], 0.0
-
-        def carry_over(self, previous):
-            self._history, self.spent_usd = list(previous._history), previous.spent_usd
-
-    async def factory(settings, persona):
-        return SimpleNamespace(runner=Runner(persona or "producer"))
-
-    old = await factory(None, "producer")
-    old.runner._history, old.runner.spent_usd = ["a submit"], 0.25
-    switched = await glue.switch_persona(old, factory, None, "analyst")
-    assert switched.runner.persona.name == "analyst"
-    assert switched.runner._history == ["a submit"] and switched.runner.spent_usd == 0.25
-    fresh = await glue.new_session(switched, factory, None)
-    assert fresh.runner._history == [] and fresh.runner.spent_usd == 0.0
