@@ -21,6 +21,7 @@ from typing import Any
 
 from agent.cli import CliError
 from agent.core.events import ApprovalRequest, Decision, ErrorEvent, ToolEnd, ToolStart, TurnEnd
+from agent.redact import redact, redact_text
 from tools.outcome import jsonable
 
 
@@ -28,7 +29,8 @@ def _show(request: ApprovalRequest) -> str:
     """The approval prompt's description of a call: for a submit, what this call costs."""
     from agent.core.gate import money
 
-    lines = [f"Approve {request.kind} tool {request.name}?", f"  args: {json.dumps(request.args, default=str)}"]
+    lines = [f"Approve {request.kind} tool {request.name}?",
+             f"  args: {redact_text(json.dumps(request.args, default=str))}"]
     if request.name == "submit_queue_request":
         basis = f" ({request.cost_basis})" if request.cost_basis and request.estimate_usd is not None else ""
         cost = "cost unknown" if request.estimate_usd is None else money(request.estimate_usd)
@@ -91,6 +93,7 @@ EXIT_REFUSED = 6
 EXIT_TURN_FAILED = 7
 EXIT_TIMEOUT = 8
 EXIT_SAVE_FAILED = 9
+EXIT_TRANSCRIPT_FAILED = 10
 RESULT_TOOL = "get_queue_result"
 
 
@@ -234,7 +237,11 @@ async def _turn(runtime: Any, args: Any, outcome: Outcome) -> dict[str, Any]:
                             outcome.fail(*_tool_failure(event, kinds.get(event.call_id, "read"), runner, approvals))
                         elif event.name == RESULT_TOOL and event.artifact is not None:
                             results.append((str(entry["args"].get("request_id") or "result"), entry["artifact"]))
-                    elif isinstance(event, ErrorEvent) and event.kind != "transcript":
+                    elif isinstance(event, ErrorEvent) and event.kind == "transcript":
+                        outcome.fail(EXIT_TRANSCRIPT_FAILED, _first_line(event.message))
+                        if outcome.reason != _first_line(event.message):  # said once, at the end
+                            print(f"fal-persona: {redact_text(_first_line(event.message))}", file=sys.stderr)
+                    elif isinstance(event, ErrorEvent):
                         outcome.fail(EXIT_TURN_FAILED, _first_line(event.message) or "the turn failed")
                     elif isinstance(event, TurnEnd):
                         answer = event.answer
@@ -249,17 +256,12 @@ async def _turn(runtime: Any, args: Any, outcome: Outcome) -> dict[str, Any]:
 async def _run(args: Any) -> int:
     from pydantic import ValidationError
 
-    from agent.redact import redact_text
     from agent.core.runtime import build_runtime
-    from agent.settings import Settings
+    from agent.settings import from_args
     from tools.fal.config import settings_error_text
 
     try:
-        settings = Settings()
-        if args.no_log:
-            settings = settings.model_copy(update={"no_log": True})
-        if getattr(args, "listen", None) is not None:
-            settings = settings.model_copy(update={"listen": args.listen})
+        settings = from_args(args)
         runtime = build_runtime(settings, args.persona, source="cli", user=args.user)
     except CliError:
         raise
@@ -269,11 +271,16 @@ async def _run(args: Any) -> int:
         raise CliError(redact_text(str(exc)).splitlines()[0] if str(exc) else type(exc).__name__) from None
     outcome = Outcome()
     try:
+        if getattr(args, "continue_", False) or getattr(args, "resume", None):
+            _resume(runtime, getattr(args, "resume", None), explicit_persona=bool(args.persona))
         if runtime.mode == "sandbox" and not args.json:
             print(f"fal-persona: no FAL_KEY set, using the built-in sandbox at {runtime.sandbox_url}",
                   file=sys.stderr)
         for notice in getattr(runtime, "notices", None) or []:
             print(f"fal-persona: {notice}", file=sys.stderr)
+        hub = getattr(runtime, "mcp", None)  # a persona's MCP server that dies mid-request says so
+        if hub is not None:
+            hub.subscribe(lambda text: print(f"fal-persona: {text}", file=sys.stderr, flush=True))
         turn = await _turn(runtime, args, outcome)
         # Before aclose: the built-in sandbox serves its result files only while it runs.
         saved = [] if getattr(args, "no_save", False) else await _save_all(
@@ -282,21 +289,36 @@ async def _run(args: Any) -> int:
         await runtime.aclose()
     runner = runtime.runner
     if args.json:
-        out = {"answer": turn["answer"], "tool_calls": turn["tool_calls"], "saved": saved,
+        out: dict[str, Any] = {"answer": turn["answer"], "tool_calls": turn["tool_calls"], "saved": saved,
                "session_id": runner.session_id, "spent_usd": runner.spent_usd, "persona": runner.persona.name,
                "mode": runtime.mode, "model": runtime.model_name, "exit_code": outcome.code}
         if outcome.code != EXIT_OK:
             out["error"] = outcome.reason
-        print(json.dumps(out, indent=2, default=str))
+        print(json.dumps(redact(jsonable(out)), indent=2, default=str))
     else:
         if turn["answer"]:
-            print(turn["answer"])
+            print(redact_text(turn["answer"]))
         for entry in saved:
             if "path" in entry:
                 print(entry["path"])
     if outcome.code != EXIT_OK:
         print(f"fal-persona: {redact_text(outcome.reason)}", file=sys.stderr)
     return outcome.code
+
+
+def _resume(runtime: Any, session_id: str | None, *, explicit_persona: bool) -> None:
+    """Go on with a stored chat (`--continue`: the latest; `--resume ID`); approvals it left
+    open are asked first, by the same rules as the request's own. `--persona` wins over the
+    chat's persona."""
+    from agent.transcript.store import TranscriptError
+
+    persona = runtime.runner.persona.name
+    try:
+        runtime.resume_session(session_id)
+    except TranscriptError as exc:
+        raise CliError(f"cannot continue: {exc}") from None
+    if explicit_persona and runtime.runner.persona.name != persona:
+        runtime.switch_persona(persona)
 
 
 def run(args: Any) -> int:

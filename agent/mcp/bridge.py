@@ -28,7 +28,7 @@ from agent.core.gate import money
 from agent.core.guard import guarded_call
 from agent.core.turnlog import TurnLog
 from tools.outcome import failure_artifact, jsonable, message_outcome
-from tools.registry import TOOL_KINDS, ToolKind
+from tools.registry import TOOL_KINDS
 
 Decide = Callable[[ApprovalRequest], Awaitable[Decision]]
 MCP_SOURCE = "mcp"
@@ -41,7 +41,8 @@ class ToolSpec:
     name: str
     description: str
     input_schema: dict[str, Any]
-    kind: ToolKind
+    kind: str
+    """read, spend, destructive, upload (fal tools); read, destructive, external (MCP servers')."""
 
 
 def input_schema(tool: BaseTool) -> dict[str, Any]:
@@ -54,7 +55,13 @@ def input_schema(tool: BaseTool) -> dict[str, Any]:
 
 def tool_specs(tools: Sequence[BaseTool]) -> list[ToolSpec]:
     """The MCP view of `tools`, in their order."""
-    return [ToolSpec(t.name, t.description, input_schema(t), TOOL_KINDS.get(t.name, "read")) for t in tools]
+    return [ToolSpec(t.name, t.description, input_schema(t), kind_of(t)) for t in tools]
+
+
+def kind_of(tool: BaseTool) -> str:
+    """The registry's kind of a fal tool; else the kind the tool carries (an MCP server's)."""
+    known = TOOL_KINDS.get(tool.name)
+    return known or str((tool.metadata or {}).get("kind") or "external")
 
 
 def message_text(message: Any) -> str:
