@@ -4,7 +4,9 @@ The listener is the real CLI subprocess (checker process, httptools), on loopbac
 connections send never-ending headers, 300 dribble theirs, and a few send 20 MB bodies (and
 4 MB ones with signatures that will never verify, slowly), signed deliveries on fresh
 connections must each be answered 200 within 1 s (p99), and the listener's RSS must stay
-within MAX_GROWTH_MB of what it was before the attack. A second test does the red team's
+within MAX_GROWTH_MB of what it was before the attack (measured: 57 -> 66-67 MB on a 2-core
+machine at load 7-9; the bound leaves room for allocator noise, far below the hundreds of MB
+the attack cost before the limits). A second test does the red team's
 file-descriptor case: `ulimit -n 256` and 300 slow connections.
 """
 
@@ -24,7 +26,9 @@ import pytest
 from tests.triggers.support import JwksHttpServer, Signer, fal_body
 
 ATTACK_S = 8.0
-MAX_GROWTH_MB = 150
+# What this attack can make the listener hold: its ~400 connections' heads (16 KiB each at
+# most: ~6.5 MB) and the 32 MB budget for bodies over 64 KiB; the rest is slack for the allocator.
+MAX_GROWTH_MB = 64
 P99_LIMIT_S = 1.0
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for RSS")
@@ -46,10 +50,11 @@ def start(env_extra: dict[str, str], tmp_path, jwks: JwksHttpServer, nofile: int
         if nofile is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
+    errors = open(tmp_path / "listener.stderr", "w+")  # noqa: SIM115 - read if it does not start
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from agent.cli import main; sys.exit(main(sys.argv[1:]))",
          "webhooks", "serve", "--host", "127.0.0.1", "--port", "0"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+        env=env, stdout=subprocess.PIPE, stderr=errors, text=True, start_new_session=True,
         preexec_fn=limit, cwd=str(tmp_path))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -60,7 +65,9 @@ def start(env_extra: dict[str, str], tmp_path, jwks: JwksHttpServer, nofile: int
         if match:
             return proc, match.group(1), int(match.group(2))
     proc.kill()
-    raise RuntimeError("listener did not start")
+    proc.wait()
+    errors.seek(0)
+    raise RuntimeError(f"listener did not start: {errors.read()[-2000:]}")
 
 
 def stop(proc: subprocess.Popen) -> None:
