@@ -11,6 +11,7 @@ import functools
 import logging
 import time
 from dataclasses import dataclass
+from importlib import resources
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,8 @@ class FalPersonaApp(App):
 
         notice: Any
 
-    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
+    # Package data, absolute (subclasses live elsewhere): found wherever the wheel is installed.
+    CSS_PATH = str(resources.files("agent.tui") / "app.tcss")
     TITLE = "fal-persona"
     COMMANDS = App.COMMANDS | {FalCommands}
     BINDINGS = [
@@ -75,6 +77,7 @@ class FalPersonaApp(App):
         Binding(DEFAULT_KEYS["transcript"], "browse_transcript", "Transcript", id="transcript"),
         Binding(DEFAULT_KEYS["jobs"], "toggle_jobs", "Jobs", id="jobs"),
         Binding(DEFAULT_KEYS["export"], "export('md')", "Export", id="export"),
+        Binding(DEFAULT_KEYS["resume"], "resume_chat", "Resume", id="resume", show=False),  # in /help
         Binding("ctrl+q", "quit", "Quit", priority=True, id="quit"),
         # The prompt keeps focus; the chat still scrolls from the keyboard.
         Binding("pageup", "scroll_chat(-1)", "Scroll up", show=False, priority=True),
@@ -86,8 +89,11 @@ class FalPersonaApp(App):
                  listen: bool | None = None,
                  keys: dict[str, str] | None = None, history_path: Path | None = None,
                  clock: Callable[[], float] = time.monotonic, max_mounted: int = 120,
-                 personas_loader: Callable[[], dict[str, Any]] | None = None) -> None:
+                 personas_loader: Callable[[], dict[str, Any]] | None = None,
+                 resume: str | bool | None = None) -> None:
         super().__init__()
+        self.resume = resume
+        """Reopen a stored chat once the runtime is up: True the latest, a str that session."""
         self.runtime_factory = runtime_factory or glue.default_factory
         self.settings = settings
         self.start_persona, self.user, self.no_log = persona, user, no_log
@@ -123,6 +129,7 @@ class FalPersonaApp(App):
         self._header = StatusHeader(id="header")
         self._chat = ChatView(max_mounted=self.max_mounted, id="chat")
         self._jobs = JobsPanel(clock=self.clock, id="jobs")
+        self._jobs.on_outcome = self._job_outcome
         self._prompt = PromptInput(InputHistory(self.history_path), self.keys, id="prompt",
                                    placeholder="Type a request, or /help. Enter sends, ctrl+j adds a line.")
         yield self._header
@@ -180,6 +187,10 @@ class FalPersonaApp(App):
         self._subscribe_webhooks()
         for note in webhook_start_notices(self.runtime):
             await self.chat.add(NoticeMessage(note, kind="webhook"))
+        if self.resume:  # before `ready`: nothing typed meanwhile may run in a fresh session
+            from agent.tui.resume import resume_into
+
+            await resume_into(self, None if self.resume is True else str(self.resume), wait=False)
         self.ready.set()
         await self._load_personas()
 
@@ -258,8 +269,10 @@ class FalPersonaApp(App):
         await run_slash(self, parse_slash(text), text)
 
     @work(group="turn")
-    async def run_events(self, text: str, tool: str | None = None, args: dict | None = None) -> None:
-        """One turn (or a direct tool call): stream the runner's events into the chat."""
+    async def run_events(self, text: str, tool: str | None = None, args: dict | None = None, *,
+                         pending: bool = False) -> None:
+        """One turn (or a direct tool call, or with `pending` a reopened chat's unanswered
+        approvals): stream the runner's events into the chat."""
         from agent.tui.turn import TurnRenderer
 
         await self.ready.wait()
@@ -280,7 +293,8 @@ class FalPersonaApp(App):
         self.header.busy = True
         try:
             runner = self.runtime.runner
-            stream = (runner.run_tool(tool, args or {}, self.approve) if tool
+            stream = (runner.run_pending(self.approve) if pending
+                      else runner.run_tool(tool, args or {}, self.approve) if tool
                       else runner.run_turn(text, self.approve))
             async for ev in stream:
                 await renderer.handle(ev)
@@ -446,6 +460,30 @@ class FalPersonaApp(App):
 
         await export(self, fmt)
 
+    def action_resume_chat(self) -> None:
+        from agent.tui.resume import ResumePicker, resume_into
+
+        def chosen(session_id: str | None) -> None:
+            current = getattr(self.runner, "session_id", None)
+            if session_id and session_id != current:
+                self.run_worker(resume_into(self, session_id), group="resume", exclusive=True)
+            self.focus_prompt()
+
+        transcript = glue.transcript_of(self.runtime) if self.runtime else None
+        self.push_screen(ResumePicker(transcript, getattr(self.runner, "session_id", None)), callback=chosen)
+
+    def _job_outcome(self, row: Any) -> None:
+        """A job's outcome, into the transcript, so a reopened chat shows it (agent/transcript/replay.py)."""
+        log = getattr(self.runner, "log", None) if self.runtime is not None else None
+        if log is None:
+            return
+        from tools.outcome import jsonable
+
+        log.record("job_state", {"request_id": row.request_id, "endpoint_id": row.endpoint_id,
+                                 "outcome": row.outcome, "status": row.status,
+                                 "summary": row.result_line.lstrip("✓✗⊘ "), "result": jsonable(row.result)})
+        log.settle()
+
     def action_browse_transcript(self) -> None:
         from agent.tui.browser import TranscriptBrowser
 
@@ -478,7 +516,10 @@ def run(args: Any) -> int:
     from agent.tui.graphics import preload_graphics
 
     preload_graphics()
-    app = FalPersonaApp(persona=getattr(args, "persona", None), user=getattr(args, "user", None),
-                        no_log=bool(getattr(args, "no_log", False)), listen=getattr(args, "listen", None))
+    # The settings agent.cli.main resolved (environment, .env, flags), when it did.
+    app = FalPersonaApp(settings=getattr(args, "settings", None),
+                        persona=getattr(args, "persona", None), user=getattr(args, "user", None),
+                        no_log=bool(getattr(args, "no_log", False)), listen=getattr(args, "listen", None),
+                        resume=getattr(args, "resume", None) or (True if getattr(args, "continue_", False) else None))
     app.run()
     return int(app.return_code or 0)

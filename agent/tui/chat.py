@@ -135,6 +135,19 @@ class ChatView(VerticalScroll):
         self.follow_output()
         return widget
 
+    async def add_history(self, widgets: list[Widget], folded: int = 0) -> None:
+        """Mount a reopened chat's newest messages in one go, with `folded` older ones counted
+        in the placeholder (one layout pass, however long the chat was)."""
+        if widgets:
+            await self.mount_all(widgets)
+        self.folded += folded
+        if self.folded:
+            self._earlier.update(f"▲ {self.folded:,} earlier messages not shown "
+                                 "(the transcript keeps them: ctrl+t to browse)")
+            self._earlier.display = True
+        self.scroll_end(animate=False, immediate=False)
+        self.following = True
+
     async def clear(self) -> None:
         """Remove every message."""
         await self.remove_children(self.messages)

@@ -117,6 +117,7 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
     ("transcript", "browses the transcript"),
     ("jobs", "shows or hides the jobs panel"),
     ("export", "exports the transcript (Markdown)"),
+    ("resume", "reopens an earlier chat (search, Enter)"),
 )
 FIXED_KEYS: tuple[tuple[str, str], ...] = (  # bound in the app itself, not configurable
     ("pageup / pagedown", "scrolls the chat"),

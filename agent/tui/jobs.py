@@ -211,6 +211,8 @@ class JobsPanel(VerticalScroll):
         self.clock = clock
         self.rows: dict[str, JobRow] = {}
         self.border_title = "Jobs"
+        self.on_outcome: Callable[[JobRow], None] | None = None
+        """Called when a row's outcome lands (the app records it for a resumed chat)."""
 
     def compose(self):
         yield Static("No jobs yet: submitted and watched requests appear here.", classes="jobs-empty")
@@ -264,4 +266,24 @@ class JobsPanel(VerticalScroll):
         """Record a job's outcome."""
         row = await self.row_for(request_id, endpoint_id)
         row.set_result(result, summary, self.clock(), error, cancelled)
+        if self.on_outcome is not None:
+            try:
+                self.on_outcome(row)
+            except Exception:  # noqa: BLE001 - recording it must not break the panel
+                log.exception("jobs panel: could not report the outcome of %s", request_id)
         return row
+
+    async def clear(self) -> None:
+        """Remove every row (another chat is being opened)."""
+        await self.remove_children([r for r in self.rows.values() if r.parent is self])
+        self.rows.clear()
+
+    async def restore(self, rows: list[JobRow]) -> None:
+        """Show a reopened chat's rows (oldest first in `rows`; newest on top), in one mount."""
+        if not rows:
+            return
+        for empty in self.query(".jobs-empty"):
+            await empty.remove()
+        for row in rows:
+            self.rows[row.request_id] = row
+        await self.mount_all(list(reversed(rows)), before=0 if len(self.children) else None)

@@ -14,6 +14,7 @@ DEFAULT_KEYS: dict[str, str] = {
     "transcript": "ctrl+t",
     "jobs": "ctrl+b",
     "export": "ctrl+s",
+    "resume": "ctrl+r",
     "history_prev": "up",
     "history_next": "down",
 }

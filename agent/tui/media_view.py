@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,13 @@ class MediaPreview(Vertical):
         from agent.media import download
 
         body = self.query_one(".media-body", Static)
+        from agent import media_cache
+
         try:
-            self.data, _ = await download(self.ref.url, timeout_s=30)
+            self.data = await asyncio.to_thread(media_cache.cached, self.ref.url)
+            if self.data is None:
+                self.data, _ = await download(self.ref.url, timeout_s=30)
+                await asyncio.to_thread(media_cache.keep, self.ref.url, self.data)
             await self._show(self.data)
         except MediaError as exc:
             body.update(f"preview unavailable: {exc}")

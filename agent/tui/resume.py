@@ -1,0 +1,250 @@
+"""Reopening a stored chat in the TUI: the picker (ctrl+r) and painting a rebuilt conversation.
+
+`ResumePicker` lists the transcript's conversations, most recently active first (title = the
+first prompt, persona, date, spend), filtered as you type; Enter reopens one. `resume_into`
+has the runtime rebuild the conversation (agent/transcript/replay.py), then paints it: only
+the newest `chat.max_mounted` items are made into widgets (the rest are counted in the chat's
+"earlier messages" line, as in a long live session), job rows get their recorded states, and
+result previews come from the media cache, so they show even when the server that served
+them (the stopped app's sandbox) is gone. An approval that was pending is asked again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widget import Widget
+from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from agent.tui.chat import AnswerMessage, ErrorMessage, NoticeMessage, UserMessage
+
+
+def money_text(value: float) -> str:
+    from agent.core.gate import money
+
+    return money(value)
+
+
+def conversation_line(row: dict[str, Any], current: str | None = None) -> Text:
+    """One picker row: `● 2026-01-05 10:00  producer    $0.025  make me a fox`."""
+    mark = "● " if row.get("id") == current else "  "
+    when = str(row.get("last_ts") or row.get("started_at") or "")[:16].replace("T", " ")
+    spent = money_text(float(row.get("spent_usd") or 0.0))
+    title = str(row.get("title") or "(no prompt)")
+    return Text(f"{mark}{when}  {str(row.get('persona') or '?'):<10.10} {spent:>8}  {title[:90]}")
+
+
+def matches(row: dict[str, Any], query: str) -> bool:
+    """Every word of `query` is in the row's title, persona, id or date (any case)."""
+    hay = " ".join(str(row.get(k) or "") for k in ("title", "persona", "id", "last_ts", "started_at")).lower()
+    return all(word in hay for word in query.lower().split())
+
+
+class ResumePicker(ModalScreen[str | None]):
+    """Pick a stored conversation to reopen: newest first, a search box, Enter reopens, Esc closes."""
+
+    BINDINGS = [Binding("escape", "close", "Close")]
+    DEFAULT_CSS = """
+    ResumePicker { align: center middle; }
+    ResumePicker #resume-box { width: 110; max-width: 95%; height: 80%; border: thick $accent;
+        background: $surface; padding: 1 2; }
+    ResumePicker #resume-list { height: 1fr; }
+    ResumePicker #resume-status { color: $text-muted; height: auto; }
+    """
+
+    def __init__(self, transcript: Any, current: str | None = None, limit: int = 500) -> None:
+        super().__init__()
+        self.transcript, self.current, self.limit = transcript, current, limit
+        self.rows: list[dict[str, Any]] = []
+        self.shown: list[dict[str, Any]] = []
+
+    def compose(self):
+        with Vertical(id="resume-box"):
+            yield Label("Reopen a chat: type to filter, Enter reopens, Esc closes", id="resume-title")
+            yield Input(placeholder="search titles, personas, dates…", id="resume-search")
+            yield OptionList(id="resume-list")
+            yield Static("loading…", id="resume-status")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+        self.load()
+
+    @work(exclusive=True, group="resume-load")
+    async def load(self) -> None:
+        """Read the conversations off the UI thread (SQLite is synchronous)."""
+        status = self.query_one("#resume-status", Static)
+        if self.transcript is None or not callable(getattr(self.transcript, "conversations", None)):
+            status.update("The transcript is not ready yet, or this runtime keeps none.")
+            return
+        try:
+            self.rows = await asyncio.to_thread(self.transcript.conversations, self.limit)
+        except Exception as exc:  # noqa: BLE001 - a message, not a crash
+            from agent.tui.turn import readable_error
+
+            status.update(Text(f"could not read the transcript: {readable_error(exc)}"))
+            return
+        self.refilter(self.query_one(Input).value)
+
+    def refilter(self, query: str) -> None:
+        """Show the conversations matching `query` (all when it is empty)."""
+        self.shown = [r for r in self.rows if matches(r, query)] if query.strip() else list(self.rows)
+        options = self.query_one("#resume-list", OptionList)
+        options.clear_options()
+        options.add_options([Option(conversation_line(r, self.current), id=str(r["id"])) for r in self.shown])
+        if self.shown:
+            options.highlighted = 0
+        n = len(self.shown)
+        self.query_one("#resume-status", Static).update(
+            f"{n} chat{'s' if n != 1 else ''}" + (" · Enter reopens the highlighted one" if n else
+                                                   (" match" if self.rows else ": nothing stored yet")))
+
+    @on(Input.Changed, "#resume-search")
+    def _changed(self, event: Input.Changed) -> None:
+        self.refilter(event.value)
+
+    @on(Input.Submitted, "#resume-search")
+    def _enter(self) -> None:
+        options = self.query_one("#resume-list", OptionList)
+        if self.shown:
+            index = options.highlighted if options.highlighted is not None else 0
+            self.dismiss(str(self.shown[index]["id"]))
+
+    @on(OptionList.OptionSelected, "#resume-list")
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+    def key_down(self) -> None:
+        """Down from the search box walks the list (the box keeps focus for typing)."""
+        options = self.query_one("#resume-list", OptionList)
+        if self.focused is self.query_one(Input) and self.shown:
+            options.action_cursor_down()
+
+    def key_up(self) -> None:
+        options = self.query_one("#resume-list", OptionList)
+        if self.focused is self.query_one(Input) and self.shown:
+            options.action_cursor_up()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+# -- painting a rebuilt conversation ----------------------------------------------------------
+def widgets_for(shown: list[Any], *, max_items: int) -> tuple[list[Widget], int]:
+    """Widgets for the newest `max_items` shown items, and how many older ones were left out."""
+    from agent.media import find_media
+    from agent.tui.media_view import MediaPreview
+    from agent.tui.toolcard import ToolCard
+
+    skipped = max(0, len(shown) - max_items)
+    out: list[Widget] = []
+    for item in shown[skipped:]:
+        if item.kind == "user":
+            out.append(UserMessage(item.text))
+        elif item.kind == "answer":
+            out.append(AnswerMessage(item.text))
+        elif item.kind == "notice":
+            out.append(NoticeMessage(item.text, kind=item.tag or "info"))
+        elif item.kind == "error":
+            out.append(ErrorMessage(item.text))
+        elif item.kind == "tool":
+            card = ToolCard(item.call_id, item.name, item.args, item.tool_kind)
+            card.finish(item.content, item.artifact, item.error, item.duration_s)
+            out.append(card)
+        elif item.kind == "media":
+            refs = find_media(item.artifact, limit=4)
+            for i, ref in enumerate(refs):
+                stem = f"{(item.endpoint_id or 'job').replace('/', '-')}-{item.request_id[:8]}" + (f"-{i + 1}" if i else "")
+                out.append(MediaPreview(ref, stem=stem))
+    return out, skipped
+
+
+def job_rows(jobs: dict[str, Any], *, clock: float, stale_note: str = "") -> list[Any]:
+    """Job rows in their recorded states, oldest first; `stale_note` goes under a live one
+    nobody can follow any more (the stopped app's sandbox ran it)."""
+    from agent.tui.jobs import JobRow
+    from agent.tui.toolcard import summarize
+    from agent.tui.turn import result_summary
+
+    rows = []
+    for state in jobs.values():
+        row = JobRow(state.request_id, state.endpoint_id, None)
+        row.status = state.status or "SUBMITTED"
+        row.queue_position = state.queue_position if row.status == "IN_QUEUE" else None
+        row.result = state.result
+        row.previewed = True  # what was previewed is in the chat already
+        if state.outcome:
+            row.outcome = state.outcome
+            row.finished = clock
+            mark = {"completed": "✓ ", "failed": "✗ ", "cancelled": "⊘ "}.get(state.outcome, "")
+            summary = (result_summary(state.result, state.note or "result") if state.outcome == "completed"
+                       else summarize(state.note or state.outcome, 60))
+            row.result_line = mark + summary
+            if state.outcome == "completed":
+                row.done, row.total = 1.0, 1.0
+        elif state.note:
+            row.result_line = summarize(state.note, 60)
+        elif stale_note:
+            row.result_line = stale_note
+        rows.append(row)
+    return rows
+
+
+async def show_replay(app: Any, rebuilt: Any) -> None:
+    """Paint a rebuilt conversation into the app's chat and jobs panel (replacing what is there)."""
+    chat, jobs = app.chat, app.jobs
+    widgets, skipped = widgets_for(rebuilt.shown, max_items=chat.max_mounted)
+    await chat.clear()
+    await chat.add_history(widgets, skipped)
+    sandboxed = getattr(app.runtime, "mode", "") == "sandbox"
+    rows = job_rows(rebuilt.jobs, clock=jobs.clock(),
+                    stale_note="as recorded: the sandbox that ran it has stopped" if sandboxed else "")
+    await jobs.restore(rows)
+    if not sandboxed:  # live: fal still knows these requests, so follow the ones not ended
+        for row in rows:
+            if not row.is_done:
+                app.follow(row.endpoint_id, row.request_id)
+    title = rebuilt.title if len(rebuilt.title) <= 60 else rebuilt.title[:59] + "…"
+    note = f"reopened chat {rebuilt.session_id} · “{title}” · {len(rebuilt.shown):,} items"
+    if rebuilt.pending:
+        names = ", ".join(p.name for p in rebuilt.pending)
+        note += f" · {len(rebuilt.pending)} approval(s) were waiting when the app stopped ({names}): asking again"
+    await chat.add(NoticeMessage(note, kind="persona"))
+
+
+async def resume_into(app: Any, session_id: str | None, *, wait: bool = True) -> bool:
+    """Reopen `session_id` (None: the latest chat) in the app; False with a message if it cannot.
+    `wait=False` when called while the runtime is being set up (before `ready`)."""
+    from agent.tui.turn import readable_error
+
+    if wait:
+        await app.ready.wait()
+    runtime = app.runtime
+    if runtime is None or not callable(getattr(runtime, "resume_session", None)):
+        await app.chat.add(ErrorMessage("cannot reopen a chat: " + (app.runtime_error or "this runtime keeps no transcript")))
+        return False
+    if app._busy():
+        app.pending.clear()
+        app.turn_worker.cancel()
+        try:
+            await app.turn_worker.wait()
+        except Exception:  # noqa: BLE001 - cancelled or failed: it is over either way
+            pass
+    try:
+        rebuilt = await asyncio.to_thread(runtime.resume_session, session_id)
+    except Exception as exc:  # noqa: BLE001 - e.g. no such session, nothing stored yet
+        message = str(exc) if type(exc).__name__ == "TranscriptError" else readable_error(exc)
+        await app.chat.add(ErrorMessage(f"cannot reopen the chat: {message}"))
+        return False
+    await show_replay(app, rebuilt)
+    app._subscribe_webhooks()
+    app._refresh_header()
+    if getattr(app.runner, "pending", None):
+        app.turn_worker = app.run_events("", pending=True)
+    return True
