@@ -4,9 +4,16 @@ only when that subcommand runs, so `fal-persona --help` and the TUI start fast."
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from agent.applog import Console
 
 # subcommand -> "module:function"; each function takes the parsed args and returns an exit code.
 HANDLERS = {
@@ -20,9 +27,47 @@ HANDLERS = {
     "mcp": "agent.cli.mcp:run",
 }
 
+SCREEN_COMMANDS = frozenset({"tui", "web", "mcp"})
+"""Commands whose output is a screen or a protocol: not wrapped by the redacting streams."""
+
 
 class CliError(Exception):
     """A user-facing failure: printed as one line on stderr, exit status 2."""
+
+
+def _console(command: str, args: argparse.Namespace) -> Console:
+    """What the log shows on stderr: nothing in the TUI (Textual owns the terminal), the chosen
+    level for servers (an access log, start-up lines), warnings and errors for the rest."""
+    if command == "tui":
+        return "none"
+    serving = (command in ("sandbox", "web") or (command == "webhooks" and args.webhooks_command == "serve")
+               or (command == "mcp" and getattr(args, "transport", "stdio") == "http"))
+    return "level" if serving else "warnings"
+
+
+def _log_level(text: str) -> str:
+    from agent.applog import level_number
+
+    try:
+        level_number(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip().upper()
+
+
+def _start(args: argparse.Namespace, command: str) -> None:
+    """Resolve the settings once (environment, `.env`, flags), then fix the data dir and start
+    the log from them; handlers read the same settings back with `agent.settings.from_args`."""
+    from agent import applog, locations
+    from agent.settings import from_args
+
+    settings = from_args(args)
+    args.settings = settings
+    locations.use_settings(settings)
+    applog.configure(settings.log_level, console=_console(command, args))
+    action = getattr(args, f"{command}_command", None)  # `webhooks serve`, `logs list`...
+    logging.getLogger(__name__).info("fal-persona %s started (pid %d, data dir %s)",
+                                     f"{command} {action}" if action else command, os.getpid(), locations.home())
 
 
 def _shared_flags(sub_level: bool) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
@@ -39,12 +84,27 @@ def _shared_flags(sub_level: bool) -> tuple[argparse.ArgumentParser, argparse.Ar
     common.add_argument("--persona", default=default(None), help="persona to use (default: producer)")
     common.add_argument("--no-log", action="store_true", default=default(False),
                         help="write nothing to the transcript")
+    common.add_argument("--log-level", type=_log_level, default=default(None), metavar="LEVEL",
+                        help="level of the log file <data dir>/logs/fal-persona.log: DEBUG, INFO, "
+                             "WARNING, ERROR or CRITICAL (default: FAL_PERSONA_LOG_LEVEL, else INFO)")
     # The TUI (no subcommand) and `ask` run the webhook listener in-process.
     listen = argparse.ArgumentParser(add_help=False)
     listen.add_argument("--listen", action=argparse.BooleanOptionalAction, default=default(None),
                         help="run the webhook listener and attach its URL to submitted jobs (default: on "
                              "with the sandbox; live only when FAL_PERSONA_WEBHOOK_URL is set)")
     return common, listen
+
+
+def _resume_flags(sub_level: bool) -> argparse.ArgumentParser:
+    """`--continue` / `--resume ID`: go on with a stored chat (the TUI and `ask`)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_mutually_exclusive_group()
+    group.add_argument("--continue", "-c", dest="continue_", action="store_true",
+                       default=argparse.SUPPRESS if sub_level else False,
+                       help="go on with the most recent chat")
+    group.add_argument("--resume", metavar="ID", default=argparse.SUPPRESS if sub_level else None,
+                       help="go on with the chat whose session id is (or starts with) ID")
+    return parent
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,11 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fal-persona",
         description="Drive fal.ai from a conversation. With no subcommand, opens the chat TUI.",
-        parents=[common, listen],
+        parents=[common, listen, _resume_flags(sub_level=False)],
     )
     sub = parser.add_subparsers(dest="command")
 
-    ask = sub.add_parser("ask", parents=[sub_common, sub_listen], help="run one request without the TUI")
+    ask = sub.add_parser("ask", parents=[sub_common, sub_listen, _resume_flags(sub_level=True)],
+                         help="run one request without the TUI")
     ask.add_argument("text", help="the request, in words or in the planner's grammar")
     ask.add_argument("--json", action="store_true", help="print answer, tool calls and results as JSON")
     decide = ask.add_mutually_exclusive_group()
@@ -144,7 +205,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command or "tui"
     module_name, func_name = HANDLERS[command].split(":")
+    from agent.redact import redacting_streams
+
+    # The screen-drawing commands redact their events themselves; every other command's
+    # stdout and stderr (answers, JSON, exports, reasons, tracebacks) passes the redactor.
+    guard = contextlib.nullcontext() if command in SCREEN_COMMANDS else redacting_streams()
+    with guard:
+        try:
+            return _run(module_name, func_name, args)
+        except Exception:  # a crash: its traceback goes out redacted too, exit status 1
+            import traceback
+
+            sys.stderr.write(traceback.format_exc())
+            return 1
+
+
+def _run(module_name: str, func_name: str, args: argparse.Namespace) -> int:
+    """Run one subcommand's handler; user-facing failures become a line on stderr."""
     try:
+        _start(args, args.command or "tui")
         handler = getattr(importlib.import_module(module_name), func_name)
         code = handler(args)
     except KeyboardInterrupt:

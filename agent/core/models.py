@@ -43,6 +43,10 @@ def make_model(settings: Settings, persona: Any = None) -> BaseChatModel:
         # The OpenAI client waits 600 s by default; a server that never answers must not hold a turn.
         "timeout": httpx.Timeout(read, connect=min(10.0, read)),
     }
+    from agent.core.llm_http import model_http_clients
+
+    # Every request body is redacted on its way to the provider (tool errors, echoed answers).
+    kwargs.update(model_http_clients())
     if settings.openai_base_url:
         kwargs["base_url"] = settings.openai_base_url
     return checked_chat_openai()(**kwargs)

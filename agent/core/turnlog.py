@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from agent.redact import redact_text
+from agent.redact import StreamRedactor, redact_text
 
 COMMIT_DELAY_S = 0.01
 
@@ -39,11 +39,13 @@ class TurnLog:
         self._rows: list[Any] = []
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stream = StreamRedactor()
 
     def start(self) -> asyncio.Queue[Any]:
         """A fresh queue for a new turn."""
         self.queue = asyncio.Queue()
         self._broken = False
+        self._stream = StreamRedactor()
         try:
             self._loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -51,9 +53,22 @@ class TurnLog:
         return self.queue
 
     def emit(self, event: Any) -> None:
-        """Hand an event to whoever consumes the turn (dropped when nobody does)."""
-        if self.queue is not None:
-            self.queue.put_nowait(event)
+        """Hand an event to whoever consumes the turn (dropped when nobody does), redacted:
+        no UI ever holds a secret. Streamed tokens are released up to a word boundary, so a
+        key split over two tokens is masked too; any other event releases what was held."""
+        if self.queue is None:
+            return
+        from agent.core.events import Token
+
+        if isinstance(event, Token):
+            shown = self._stream.feed(event.text)
+            if shown:
+                self.queue.put_nowait(Token(shown))
+            return
+        held = self._stream.flush()
+        if held:
+            self.queue.put_nowait(Token(held))
+        self.queue.put_nowait(redacted_event(event))
 
     def record(self, kind: str, data: dict[str, Any], duration_s: float | None = None) -> None:
         """Record one transcript row: redacted now, committed before the next event is shown."""
@@ -118,3 +133,36 @@ class TurnLog:
         self._rows.clear()
         return ErrorEvent(f"transcript write failed, not logging this turn: {redact_text(str(exc))}",
                           kind="transcript")
+
+
+def redacted_event(event: Any) -> Any:
+    """`event` with every text and value it carries redacted (the same event when clean)."""
+    import dataclasses
+    import json
+
+    from agent.redact import current
+    from tools.outcome import jsonable
+
+    if not dataclasses.is_dataclass(event) or isinstance(event, type):
+        return event
+    red = current()
+    changes = {}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if callable(getattr(value, "model_dump", None)):  # a pydantic artifact: as its JSON
+            value = jsonable(value)
+        before = value
+        if isinstance(value, str):
+            clean: Any = red.text(value)
+        elif isinstance(value, (dict, list, tuple)):
+            try:  # the cheap check first: most artifacts hold nothing to mask
+                if red.clean_json(json.dumps(value, ensure_ascii=False)):
+                    continue
+            except (TypeError, ValueError):
+                pass
+            clean = red(value)
+        else:
+            continue
+        if clean != before:
+            changes[f.name] = clean
+    return dataclasses.replace(event, **changes) if changes else event
