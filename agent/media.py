@@ -3,6 +3,11 @@
 A result is arbitrary JSON; media shows up as objects with a `url` (fal's `File`/`Image`
 shape: `url`, `content_type`, `width`, `height`). Downloads go through httpx with a timeout
 and a size cap, and `data:` URLs (the sandbox's small images) are decoded in place.
+
+This is the one media module: the TUI (previews, Save), `ask` (saving results) and the
+webhook rules' `save_media` action all use it. Two caps, for two different costs:
+`PREVIEW_MAX_BYTES` bounds what is held in memory to draw a preview; `MAX_FILE_BYTES` bounds a
+file saved to disk, which is streamed there and never held whole.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 DEFAULT_TIMEOUT_S = 30.0
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+PREVIEW_MAX_BYTES = 50 * 1024 * 1024
+MAX_FILE_BYTES = 512 * 1024 * 1024
+DEFAULT_MAX_BYTES = PREVIEW_MAX_BYTES
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 MEDIA_EXTS = IMAGE_EXTS + (".mp4", ".webm", ".mov", ".mp3", ".wav", ".ogg", ".glb", ".obj")
 
@@ -192,16 +199,88 @@ def save_bytes(data: bytes, folder: Path, stem: str, ext: str) -> Path:
     return path
 
 
-async def save_media(ref: MediaRef, folder: Path | None = None, *, stem: str = "", **kw: Any) -> Path:
-    """Download `ref` and save it under `folder` (default: the media dir)."""
-    data, ctype = await download(ref.url, **kw)
+async def save_media(ref: MediaRef, folder: Path | None = None, *, stem: str = "",
+                     client: Any = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                     max_bytes: int = MAX_FILE_BYTES, replace: bool = False) -> Path:
+    """Download `ref` and save it under `folder` (default: the media dir).
+
+    A fresh file (`stem-2.png`, ...) unless `replace`, which writes `stem.ext` over what is
+    there (so a retried action saves the same file again, not a copy). An http(s) download is
+    streamed to a `.part` file renamed when complete: a failed or oversized download leaves
+    nothing behind."""
     if folder is None:
         from agent.locations import media_dir
 
         folder = media_dir()
-    ext = _extension(ref.url, ref.content_type or ctype)
     name = stem or (Path(urlparse(ref.url).path).stem if not ref.url.startswith("data:") else "")
-    return save_bytes(data, folder, name or "media", ext)
+    if ref.url.startswith("data:"):
+        data, ctype = decode_data_url(ref.url, max_bytes)
+        ext = _extension(ref.url, ref.content_type or ctype)
+        if replace:
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / f"{_safe_stem(name or 'media')}{ext}"
+            target.write_bytes(data)
+            return target
+        return save_bytes(data, folder, name or "media", ext)
+    return await _stream_to_file(ref, folder, name or "media", client=client,
+                                 timeout_s=timeout_s, max_bytes=max_bytes, replace=replace)
+
+
+async def save_all(document: Any, folder: Path, prefix: str, *, client: Any = None,
+                   max_bytes: int = MAX_FILE_BYTES, limit: int = 64) -> list[Path]:
+    """Save every media file in `document` into `folder` as `<prefix>-<n><ext>`, in order."""
+    safe = _safe_stem(prefix)
+    saved: list[Path] = []
+    for ref in find_media(document, limit=limit):
+        saved.append(await save_media(ref, folder, stem=f"{safe}-{len(saved) + 1}", client=client,
+                                      max_bytes=max_bytes, replace=True))
+    return saved
+
+
+async def _stream_to_file(ref: MediaRef, folder: Path, stem: str, *, client: Any,
+                          timeout_s: float, max_bytes: int, replace: bool) -> Path:
+    parsed = urlparse(ref.url)
+    if parsed.scheme not in ("http", "https"):
+        raise MediaDownloadError(f"cannot download a {parsed.scheme or 'schemeless'} URL")
+    import httpx  # deferred: keeps the TUI's start-up light
+
+    folder.mkdir(parents=True, exist_ok=True)
+    host = parsed.hostname or "?"
+    own = client is None
+    http = client or httpx.AsyncClient(timeout=timeout_s, follow_redirects=True)
+    partial: Path | None = None
+    try:
+        async with http.stream("GET", ref.url, timeout=timeout_s) as resp:
+            if resp.status_code >= 400:
+                raise MediaDownloadError(f"download from {host} failed: HTTP {resp.status_code}")
+            declared = resp.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise MediaTooLarge(f"{host} offers {declared} bytes; the cap is {max_bytes}")
+            ctype = resp.headers.get("content-type", "").split(";")[0].strip()
+            ext = _extension(ref.url, ref.content_type or ctype)
+            target = (folder / f"{_safe_stem(stem)}{ext}" if replace
+                      else unique_path(folder, _safe_stem(stem), ext))
+            partial = target.with_name(target.name + ".part")
+            total = 0
+            with partial.open("wb") as out:
+                async for chunk in resp.aiter_bytes():
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise MediaTooLarge(f"download from {host} passed the {max_bytes} byte cap")
+                    out.write(chunk)
+        partial.replace(target)
+        return target
+    except httpx.TimeoutException as exc:
+        raise MediaDownloadError(f"download from {host} timed out after {timeout_s:g} s") from exc
+    except httpx.HTTPError as exc:
+        raise MediaDownloadError(f"download from {host} failed: {type(exc).__name__}") from exc
+    except OSError as exc:
+        raise MediaError(f"could not write the file from {host}: {exc.strerror or exc}") from exc
+    finally:
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+        if own:
+            await http.aclose()
 
 
 def save_result_json(result: Any, folder: Path | None = None, *, stem: str = "result") -> Path:

@@ -26,7 +26,7 @@ from agent import locations
 from tools.outcome import message_outcome
 from tools.registry import REQUEST_ID_TOOLS, TOOL_KINDS
 from agent.redact import redact_text
-from agent.triggers.media import MediaError, save_media
+from agent.media import MediaError, save_all
 from agent.triggers.rules import Action, fill
 
 log = logging.getLogger(__name__)
@@ -145,8 +145,8 @@ class ActionExecutor:
             folder = (locations.media_dir() if action.save_media is True
                       else Path(str(action.save_media)).expanduser())
             try:
-                saved = await save_media(result, folder, fields.get("request_id") or "media",
-                                         client=self._media_client)
+                saved = await save_all(result, folder, fields.get("request_id") or "media",
+                                       client=self._media_client)
             except MediaError as exc:
                 raise ActionError(f"save_media: {exc}") from exc
             data["saved"] = [str(p) for p in saved]
