@@ -6,19 +6,14 @@ Every field is mirrored in `.env.example`. Secrets are `SecretStr`, so they prin
 
 from __future__ import annotations
 
+import argparse
 import getpass
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tools.fal.config import (
-    DEFAULT_API_BASE_URL,
-    DEFAULT_JWKS_URL,
-    DEFAULT_QUEUE_BASE_URL,
-    FalConfig,
-    clean_secret,
-)
+from tools.fal.config import FalConfig, clean_secret
 
 SANDBOX_KEY = "sandbox-key:sandbox-secret"
 
@@ -83,14 +78,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
-    fal_key: SecretStr | None = Field(default=None, alias="FAL_KEY")
-    """fal.ai API key (`key_id:key_secret`). Unset means: use the local sandbox."""
-    fal_queue_base_url: str | None = Field(default=None, alias="FAL_QUEUE_BASE_URL")
-    """Queue API base URL. Default `https://queue.fal.run` (or the sandbox when no key is set)."""
-    fal_api_base_url: str | None = Field(default=None, alias="FAL_API_BASE_URL")
-    """Platform API v1 base URL. Default `https://api.fal.ai/v1`."""
-    fal_jwks_url: str | None = Field(default=None, alias="FAL_JWKS_URL")
-    """Webhook JWKS URL. Default `https://rest.alpha.fal.ai/.well-known/jwks.json`."""
+    fal: FalConfig = Field(default_factory=FalConfig)
+    """The fal.ai section (`FAL_KEY`, the base URLs, timeouts, retries, uploads: see
+    `tools.fal.config.FalConfig`), read from the same environment and `.env` and handed to the
+    client as it is. No `FAL_KEY` and no base URL set means: use the local sandbox."""
     openai_api_key: SecretStr | None = Field(default=None, alias="OPENAI_API_KEY")
     """OpenAI (or compatible) API key. With neither this nor OPENAI_BASE_URL, the offline planner runs."""
     openai_base_url: str | None = Field(default=None, alias="OPENAI_BASE_URL")
@@ -105,6 +96,9 @@ class Settings(BaseSettings):
     """Data dir (transcript, inbox, personas, media). Default: the platform's user data dir."""
     no_log: bool = Field(default=False, alias="FAL_PERSONA_NO_LOG")
     """Turn the transcript off for this process."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", alias="FAL_PERSONA_LOG_LEVEL")
+    """Level of the application log, `<data dir>/logs/fal-persona.log` (`--log-level` wins)."""
     webhook_public_url: str | None = Field(default=None, alias="FAL_PERSONA_WEBHOOK_URL")
     """Public URL of the webhook listener, attached to submitted jobs when set."""
     webhook_host: str = Field(default="127.0.0.1", alias="FAL_PERSONA_WEBHOOK_HOST")
@@ -128,12 +122,20 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     """The webhook listener's limits and tuning (their own FAL_PERSONA_WEBHOOK_* variables)."""
 
-    @field_validator("fal_key", "openai_api_key", mode="before")
+    @field_validator("openai_api_key", mode="before")
     @classmethod
     def _clean_keys(cls, value: object, info: Any) -> object:
         """Whitespace around a key is dropped; a control or non-ASCII character refuses to start."""
         field = cls.model_fields[info.field_name]
         return clean_secret(field.alias or info.field_name, value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        """`debug` is as good as `DEBUG`; blank means the default."""
+        if isinstance(value, str):
+            return value.strip().upper() or "INFO"
+        return value
 
     @field_validator("listen", mode="before")
     @classmethod
@@ -142,11 +144,15 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     @property
+    def fal_key(self) -> SecretStr | None:
+        """The fal.ai key (`FAL_KEY`), from the fal section."""
+        return self.fal.key
+
+    @property
     def uses_sandbox(self) -> bool:
         """True when no key and no base URL is set: the app runs the local sandbox itself."""
-        return self.fal_key is None and not (
-            self.fal_queue_base_url or self.fal_api_base_url or self.fal_jwks_url
-        )
+        explicit = {"queue_base_url", "api_base_url", "jwks_url"} & self.fal.model_fields_set
+        return self.fal.key is None and not explicit
 
     @property
     def listener_enabled(self) -> bool:
@@ -171,19 +177,44 @@ class Settings(BaseSettings):
             return "unknown"
 
     def fal_config(self, base_url: str | None = None) -> FalConfig:
-        """The client's config; `base_url` (a sandbox root) overrides all three URLs."""
-        if base_url:
-            root = base_url.rstrip("/")
-            return FalConfig(
-                # The sandbox accepts any `id:secret`; a fixed demo key keeps it realistic.
-                FAL_KEY=self.fal_key or SecretStr(SANDBOX_KEY),
-                FAL_QUEUE_BASE_URL=root,
-                FAL_API_BASE_URL=f"{root}/v1",
-                FAL_JWKS_URL=f"{root}/.well-known/jwks.json",
-            )
-        return FalConfig(
-            FAL_KEY=self.fal_key,
-            FAL_QUEUE_BASE_URL=self.fal_queue_base_url or DEFAULT_QUEUE_BASE_URL,
-            FAL_API_BASE_URL=self.fal_api_base_url or DEFAULT_API_BASE_URL,
-            FAL_JWKS_URL=self.fal_jwks_url or DEFAULT_JWKS_URL,
-        )
+        """The client's config: the fal section; with `base_url` (a sandbox root), pointed at it."""
+        if not base_url:
+            return self.fal
+        root = base_url.rstrip("/")
+        return self.fal.model_copy(update={
+            # The sandbox accepts any `id:secret`; a fixed demo key keeps it realistic.
+            "key": self.fal.key or SecretStr(SANDBOX_KEY),
+            "queue_base_url": root,
+            "api_base_url": f"{root}/v1",
+            "jwks_url": f"{root}/.well-known/jwks.json",
+            "rest_base_url": root,
+            "cdn_base_url": root,
+        })
+
+
+def with_flags(settings: Settings | None = None, *, user: str | None = None, no_log: bool = False,
+               listen: bool | None = None, log_level: str | None = None) -> Settings:
+    """`settings` (default: read from the environment and `.env`) with the command line's flags
+    on top; the one place command-line flags are merged into settings. A flag left at its
+    default keeps the setting's value."""
+    base = Settings() if settings is None else settings
+    updates: dict[str, object] = {}
+    if user:
+        updates["user"] = user
+    if no_log:
+        updates["no_log"] = True
+    if listen is not None:
+        updates["listen"] = listen
+    if log_level:
+        updates["log_level"] = log_level.strip().upper()
+    return base.model_copy(update=updates) if updates else base
+
+
+def from_args(args: argparse.Namespace) -> Settings:
+    """The settings a command runs with: those `agent.cli.main` resolved (kept on `args`), or,
+    for a handler called on its own, the environment's with `args`' flags on top."""
+    resolved = getattr(args, "settings", None)
+    if isinstance(resolved, Settings):
+        return resolved
+    return with_flags(user=getattr(args, "user", None), no_log=bool(getattr(args, "no_log", False)),
+                      listen=getattr(args, "listen", None), log_level=getattr(args, "log_level", None))
