@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -22,3 +23,6 @@ def _isolated_env(tmp_path, monkeypatch):
 
     forget_secrets()  # keys an earlier test's settings validated are not this test's
     yield
+    applog = sys.modules.get("agent.applog")
+    if applog is not None:  # a test that ran `main` leaves no log handler on a later test's root
+        applog.reset()
