@@ -129,7 +129,8 @@ class ToolBridge:
         """Run one call through the guard; always a ToolMessage (errors have status "error")."""
         session_id, user = self.session_of(client if client is not None else self, client_name)
         log = TurnLog(self.transcript, session_id, user, self.persona.name)
-        log.start()  # the rows of one call share a commit; its events are not wanted here
+        log.start()  # on this loop, so the rows of one call share a commit ...
+        log.queue = None  # ... but no one reads its events: dropped unbuilt
         call = {"name": name, "args": dict(args or {}), "id": f"mcp_{uuid.uuid4().hex[:12]}",
                 "type": "tool_call"}
         try:
