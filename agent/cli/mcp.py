@@ -53,12 +53,12 @@ def _build(args: Any) -> Any:
 
     from agent.core.runtime import build_runtime
     from agent.redact import redact_text
-    from agent.settings import Settings
+    from agent.settings import from_args, with_flags
     from tools.fal.config import settings_error_text
 
     try:
         # No webhook listener: an MCP client asks for status and results itself.
-        settings = Settings().model_copy(update={"listen": False, **({"no_log": True} if args.no_log else {})})
+        settings = with_flags(from_args(args), listen=False)
         return build_runtime(settings, args.persona, source="mcp", user=args.user)
     except ValidationError as exc:
         raise CliError(settings_error_text(exc)) from None

@@ -13,16 +13,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from agent.cli import CliError
-from agent.settings import Settings
+from agent.settings import Settings, from_args
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings()
-    if getattr(args, "user", None):
-        settings = settings.model_copy(update={"user": args.user})
-    if getattr(args, "no_log", False):
-        settings = settings.model_copy(update={"no_log": True})
-    return settings
+    return from_args(args)
 
 
 def _when(epoch: float | None) -> str:
