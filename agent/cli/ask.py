@@ -29,7 +29,8 @@ def _show(request: ApprovalRequest) -> str:
     """The approval prompt's description of a call: for a submit, what this call costs."""
     from agent.core.gate import money
 
-    lines = [f"Approve {request.kind} tool {request.name}?",
+    lines = [f"WARNING: {request.warning}"] if request.warning else []
+    lines += [f"Approve {request.kind} tool {request.name}?",
              f"  args: {redact_text(json.dumps(request.args, default=str))}"]
     if request.name == "submit_queue_request":
         basis = f" ({request.cost_basis})" if request.cost_basis and request.estimate_usd is not None else ""
@@ -71,6 +72,11 @@ def make_approver(args: Any) -> Any:
     """The approver the flags (or the terminal) call for."""
     async def approver(request: ApprovalRequest) -> Decision:
         if getattr(args, "yes", False):
+            if request.warning:  # a blanket yes was not given knowing fal may have the first one
+                print(f"fal-persona: {request.warning} Not with --yes: rejected (ask on a terminal "
+                      "to approve it)", file=sys.stderr)
+                return Decision(action="reject", reason="--yes does not approve a submit that may repeat "
+                                "one fal already has")
             return Decision(action="approve", reason="--yes")
         if getattr(args, "no_approve", False):
             return Decision(action="reject", reason="--no-approve")

@@ -67,6 +67,9 @@ class ApprovalRequest:
     unit_price_usd: float | None = None
     unit: str | None = None
     per_call_usd: float | None = None
+    warning: str = ""
+    """What the approver must know first (a submit of these same arguments may already have
+    created a request at fal); a UI shows it above everything else."""
 
 
 @dataclass(frozen=True)

@@ -12,16 +12,19 @@ else from a single-endpoint estimate the session made. `money` formats dollars e
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tools.outcome import find_field
+from tools.outcome import find_field, outcome_of
 from tools.registry import SUBMIT, TOOL_KINDS
 
 ESTIMATE = "estimate_pricing"
+UNKNOWN_SUBMIT = "SubmitUnknownError"
+"""The error type of a submit that reached fal (or may have) without a usable answer."""
 PRICING = "get_pricing"
 
 
@@ -203,6 +206,8 @@ class ToolGate:
         """Submits that ran at an unknown cost (not in `spent_usd`)."""
         self.prices: dict[str, Price] = {}
         self.price_of = price_of
+        self._unknown_submits: dict[str, int] = {}
+        """Submits whose outcome is unknown (SubmitUnknownError): their key -> the turn."""
 
     @property
     def budget_usd(self) -> float | None:
@@ -319,10 +324,18 @@ class ToolGate:
         elif old is None or old.unit is None:
             self.prices[endpoint] = Price(endpoint, per, None, ESTIMATE, old.per_call_usd if old else None)
 
+    def may_exist(self, args: dict[str, Any], turn: int) -> bool:
+        """True when a submit of these same arguments earlier in `turn` may have created a
+        request at fal (its answer was lost): submitting again could pay twice."""
+        return self._unknown_submits.get(submit_key(args)) == turn
+
     def note_result(self, name: str, args: dict[str, Any], total: float | None, error: bool,
-                    cost: CallCost | None = None, artifact: Any = None) -> None:
-        """Learn from a finished call: prices and estimates; count a submit's `cost`."""
+                    cost: CallCost | None = None, artifact: Any = None, turn: int = 0) -> None:
+        """Learn from a finished call: prices and estimates; count a submit's `cost`; remember a
+        submit whose outcome is unknown (for `may_exist`)."""
         if error:
+            if name == SUBMIT and outcome_of(artifact, "error").error.get("type") == UNKNOWN_SUBMIT:
+                self._unknown_submits[submit_key(args)] = turn
             return
         if name == ESTIMATE and total is not None:
             self.note_estimate(args, total)
@@ -333,6 +346,12 @@ class ToolGate:
                 self.unpriced_submits += 1
             else:
                 self.spent_usd = round(self.spent_usd + cost.usd, 6)
+
+
+def submit_key(args: dict[str, Any]) -> str:
+    """What makes two submits the same: the endpoint and the arguments (key order aside)."""
+    endpoint = str(args.get("endpoint_id") or "").strip().strip("/")
+    return json.dumps([endpoint, args.get("arguments")], sort_keys=True, default=str)
 
 
 def estimate_total(result: Any) -> float | None:

@@ -21,10 +21,15 @@ from langgraph.errors import GraphBubbleUp
 
 from agent.core.events import ApprovalRequest, Decision, ToolEnd, ToolStart
 from agent.core.gate import ESTIMATE, CallCost, ToolGate, estimate_total
-from agent.redact import redact_text
+from agent.redact import redact, redact_text
 from agent.core.turnlog import TurnLog
 from tools.outcome import FailureKind, failure_artifact, jsonable, message_outcome
 from tools.registry import SUBMIT
+
+REPEAT_WARNING = ("The previous submit of these same arguments may have been created at fal (its "
+                  "answer was lost), and may be running and billed already. Submit again?")
+REPEAT_REFUSED = ("The previous submit of these same arguments may have been created at fal: do not "
+                  "submit them again. Tell the user, who can check fal's dashboard or wait for its webhook.")
 
 Decide = Callable[[ApprovalRequest], Awaitable[Decision]]
 Execute = Callable[[dict[str, Any]], Awaitable[ToolMessage]]
@@ -63,18 +68,20 @@ def _error_message(call: dict[str, Any], content: str, kind: FailureKind) -> Too
                        artifact=failure_artifact(kind, content))
 
 
-def approval_request(gate: ToolGate, call: dict[str, Any], cost: CallCost | None = None) -> ApprovalRequest:
-    """What a human needs to decide: the call, the cost of this call, the budget left."""
-    name, args = call["name"], dict(call.get("args") or {})
+def approval_request(gate: ToolGate, call: dict[str, Any], cost: CallCost | None = None,
+                     warning: str = "") -> ApprovalRequest:
+    """What a human needs to decide: the call, the cost of this call, the budget left (and a
+    `warning` to read first). The arguments shown are redacted: an approver never sees a key."""
+    name, args = call["name"], redact(dict(call.get("args") or {}))
     if cost is None:
         return ApprovalRequest(call_id=call["id"], name=name, args=args, kind=gate.kind(name),
-                               budget_left_usd=gate.budget_left_usd)
+                               budget_left_usd=gate.budget_left_usd, warning=warning)
     price = gate.prices.get(str(args.get("endpoint_id") or ""))
     return ApprovalRequest(call_id=call["id"], name=name, args=args, kind=gate.kind(name),
                            estimate_usd=cost.usd, budget_left_usd=gate.budget_left_usd,
                            cost_basis=cost.basis, unit_price_usd=price.unit_price if price else None,
                            unit=price.unit if price else None,
-                           per_call_usd=price.per_call_usd if price else None)
+                           per_call_usd=price.per_call_usd if price else None, warning=warning)
 
 
 async def _checked(gate: ToolGate, name: str, args: dict[str, Any]) -> tuple[str | None, CallCost | None]:
@@ -96,19 +103,26 @@ async def guarded_call(gate: ToolGate, log: TurnLog, call: dict[str, Any], execu
     `webhooks` is the running listener (`webhook_url`, `record_submission`) or None."""
     call = with_webhook(call, webhooks)
     name = call["name"]
+    turn = int(getattr(log, "turn", 0))
     refusal, cost = await _checked(gate, name, call.get("args") or {})
+    # The same submit again after one whose answer was lost: fal may have created the first,
+    # so this one is asked about (whatever the persona's approval rules), saying so.
+    repeat = refusal is None and name == SUBMIT and gate.may_exist(call.get("args") or {}, turn)
     rejected = False
-    if refusal is None and gate.needs_approval(name):
-        request = approval_request(gate, call, cost)
+    if refusal is None and (repeat or gate.needs_approval(name)):
+        request = approval_request(gate, call, cost, warning=REPEAT_WARNING if repeat else "")
         decision = await decide(request)
         row = {"call_id": call["id"], "name": name, "args": request.args, "kind": request.kind,
                "estimate_usd": request.estimate_usd, "cost_basis": request.cost_basis,
                "budget_left_usd": request.budget_left_usd,
                "decision": decision.action, "edited_args": decision.args, "reason": decision.reason}
+        if repeat:
+            row["warning"] = request.warning
         if decision.action == "reject":
             rejected = True
             why = f" ({decision.reason})" if decision.reason else ""
-            refusal = f"Rejected by the user{why}: {name} was not run. Do not retry it unless the user asks."
+            refusal = (f"Rejected by the user{why}: {name} was not run. " + (
+                REPEAT_REFUSED if repeat else "Do not retry it unless the user asks."))
         elif decision.action == "edit" and decision.args is not None:
             call = {**call, "args": dict(decision.args)}
             refusal, cost = await _checked(gate, name, call["args"])
@@ -130,11 +144,11 @@ async def guarded_call(gate: ToolGate, log: TurnLog, call: dict[str, Any], execu
             result = _error_message(call, f"Error: {name} failed: {redact_text(str(exc))}", "failed")
         await record_submission(webhooks, call, result)
     duration = time.perf_counter() - started
-    return finish(gate, log, call, result, duration, cost)
+    return finish(gate, log, call, result, duration, cost, turn=turn)
 
 
 def finish(gate: ToolGate, log: TurnLog, call: dict[str, Any], result: Any, duration: float,
-           cost: CallCost | None = None) -> Any:
+           cost: CallCost | None = None, turn: int = 0) -> Any:
     """Account for a finished call (prices learned, a submit's `cost` spent, ToolEnd event,
     transcript row) and pass it on."""
     if not isinstance(result, ToolMessage):  # a Command from some tool: nothing to report
@@ -143,7 +157,7 @@ def finish(gate: ToolGate, log: TurnLog, call: dict[str, Any], result: Any, dura
     error = not message_outcome(result).ok
     args = dict(call.get("args") or {})
     total = estimate_total(result) if call["name"] == ESTIMATE and not error else None
-    gate.note_result(call["name"], args, total, error, cost=cost, artifact=result.artifact)
+    gate.note_result(call["name"], args, total, error, cost=cost, artifact=result.artifact, turn=turn)
     log.emit(ToolEnd(call_id=call["id"], name=call["name"], content=content,
                      artifact=result.artifact, error=error, duration_s=duration))
     data: dict[str, Any] = {"call_id": call["id"], "name": call["name"], "content": content}

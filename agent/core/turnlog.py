@@ -40,10 +40,13 @@ class TurnLog:
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stream = StreamRedactor()
+        self.turn = 0
+        """Counts the turns (and slash commands) started, for what holds only within one."""
 
     def start(self) -> asyncio.Queue[Any]:
         """A fresh queue for a new turn."""
         self.queue = asyncio.Queue()
+        self.turn += 1
         self._broken = False
         self._stream = StreamRedactor()
         try:

@@ -67,6 +67,8 @@ class ApprovalScreen(ModalScreen[Decision]):
         r = self.request
         verb = "spend money" if r.kind == "spend" else "cancel work" if r.kind == "destructive" else "run"
         with Vertical(id="approval"):
+            if r.warning:
+                yield Static(f"⚠ {r.warning}", id="approval-warning", markup=False)
             yield Label(f"Approve: {r.name}", id="approval-title", markup=False)
             yield Static(f"This call will {verb}.", classes="approval-kind")
             yield Static(self.money_line(), id="approval-money", markup=False)
