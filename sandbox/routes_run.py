@@ -16,7 +16,9 @@ output, or the model's error (422 `{"detail": [...]}` for invalid input), a 504 
 (`X-Fal-Request-Timeout`) or a 400 cancellation. Faults use their own op, `run` (a fault
 without `ops` hits runs too; `ops=["submit"]` or `["result"]` does not): `delay`,
 `rate_limit` and `server_error` strike before the job is queued, `malformed_json` cuts the
-reply. Priority and `fal_webhook` are ignored (run requests cannot send webhooks).
+reply. Priority and `fal_webhook` are ignored (run requests cannot send webhooks). Input is
+checked and media inputs are read exactly as for a queue submit (`create_job`): an uploaded
+file's `access_url`, a data: URI or a loopback URL all work here too.
 """
 
 from __future__ import annotations
