@@ -27,6 +27,9 @@ from tools.fal.client import FalClient
 from tools.fal.config import FalConfig
 from tools.fal.errors import FalError, FalTimeoutError, RequestFailedError
 from tools.fal.inputschema import compact_fields
+from tools.registry import OPTIONAL_TOOLS as _OPTIONAL_TOOLS
+from tools.registry import REGISTRY
+from tools.registry import TOOL_KINDS as _TOOL_KINDS
 from tools.syncrun import run_sync
 
 Result = tuple[str, Any]
@@ -187,44 +190,17 @@ async def _jwks(fal: FalClient, a: S.JwksArgs) -> Result:
 
 # -- the catalogue --------------------------------------------------------------------------
 
-_SPECS: list[tuple[str, str, type[BaseModel], Handler, str]] = [
-    ("search_models", "read", S.SearchArgs, _search,
-     "Search the fal.ai model catalogue by text, category or status, or look up exact endpoint "
-     "ids. Returns a table (endpoint id, name, category, status) and a cursor for more pages."),
-    ("get_pricing", "read", S.PricingArgs, _pricing,
-     "Get the unit price (e.g. USD per image or per second) of 1-50 fal.ai endpoints."),
-    ("estimate_pricing", "read", S.EstimateArgs, _estimate,
-     "Estimate the total cost of running fal.ai endpoints, by number of calls "
-     "(historical_api_price) or by billing units (unit_price). Spends nothing."),
-    ("get_queue_status", "read", S.StatusArgs, _status,
-     "Check once whether a queued fal.ai request is IN_QUEUE (with position), IN_PROGRESS or "
-     "COMPLETED. A failed request also shows as COMPLETED, with its error."),
-    ("stream_queue_status", "read", S.StreamArgs, _stream,
-     "Follow a queued fal.ai request live until it COMPLETES (or timeout_s passes), reporting "
-     "each update as it arrives. Returns the final status."),
-    ("get_queue_result", "read", S.RequestArgs, _result,
-     "Fetch the output of a COMPLETED fal.ai request (image/video URLs and JSON). If the "
-     "request failed, says so plainly and shows fal's error body."),
-    ("get_webhook_jwks", "read", S.JwksArgs, _jwks,
-     "Fetch the public keys (JWKS) fal.ai signs webhooks with, to verify deliveries."),
-    ("submit_queue_request", "spend", S.SubmitArgs, _submit,
-     "Queue a new request on a fal.ai model. THIS COSTS MONEY. Returns the request_id to use "
-     "with the status, result and cancel tools."),
-    ("cancel_queue_request", "destructive", S.RequestArgs, _cancel,
-     "Cancel a queued fal.ai request. Outcomes: requested (a request near the front may still "
-     "run), already completed (nothing to cancel), or not found."),
-]
-
-
-OPTIONAL_SPECS: list[tuple[str, str, type[BaseModel], Handler, str]] = [
-    ("upload_file", "upload", S.UploadArgs, _upload,
-     "Upload one local file (image, audio, video, archive) to fal.ai's CDN and get its URL, "
-     "to pass in a model's media field such as image_url. Free, but the file leaves this "
-     "machine. Returns the URL, size and content type."),
-]
+# Names, kinds, argument schemas and descriptions live in tools.registry (the one list);
+# the catalogue only adds what each tool does.
+_HANDLERS: dict[str, Handler] = {
+    "search_models": _search, "get_pricing": _pricing, "estimate_pricing": _estimate,
+    "get_queue_status": _status, "stream_queue_status": _stream, "get_queue_result": _result,
+    "get_webhook_jwks": _jwks, "submit_queue_request": _submit,
+    "cancel_queue_request": _cancel, "upload_file": _upload,
+}
+OPTIONAL_TOOLS: tuple[str, ...] = _OPTIONAL_TOOLS
 """Tools built only on request (see build_fal_tools)."""
-OPTIONAL_TOOLS: tuple[str, ...] = tuple(spec[0] for spec in OPTIONAL_SPECS)
-TOOL_KINDS: dict[str, str] = {spec[0]: spec[1] for spec in _SPECS + OPTIONAL_SPECS}
+TOOL_KINDS: dict[str, str] = dict(_TOOL_KINDS)
 """Every tool's kind, optional ones included: read, spend, destructive or upload."""
 
 
@@ -284,9 +260,9 @@ def build_fal_tools(config: FalConfig | None = None, client: FalClient | None = 
     """The nine fal.ai tools (plus ``upload_file`` with `include_upload`), sharing one client
     (created from ``FalConfig()`` on first use)."""
     holder = _ClientHolder(config, client)
-    specs = _SPECS + (OPTIONAL_SPECS if include_upload else [])
-    return [_make_tool(name, kind, schema, handler, desc, holder)
-            for name, kind, schema, handler, desc in specs]
+    return [_make_tool(info.name, info.kind, info.schema, _HANDLERS[info.name],
+                       info.description, holder)
+            for info in REGISTRY.values() if include_upload or not info.optional]
 
 
 def build_fal_tool(name: str, config: FalConfig | None = None,

@@ -66,6 +66,10 @@ async def _acall(tool: BaseTool, args: dict[str, Any]) -> Any:
 
 
 def test_upload_is_optional_with_its_own_kind():
+    from tools.catalog import _HANDLERS
+    from tools.registry import REGISTRY
+
+    assert set(_HANDLERS) == set(REGISTRY)  # every registered tool is built with a handler
     assert OPTIONAL_TOOLS == ("upload_file",) and TOOL_KINDS["upload_file"] == "upload"
     assert "upload_file" not in {t.name for t in build_fal_tools()}
     tools = {t.name: t for t in build_fal_tools(include_upload=True)}
