@@ -9,8 +9,11 @@ are not kept, and the oldest go once the folder holds more than `MAX_TOTAL_BYTES
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
 MAX_TOTAL_BYTES = 256 * 1024 * 1024
@@ -35,7 +38,10 @@ def cached(url: str) -> bytes | None:
         return None
     try:
         return _path(url).read_bytes()
-    except OSError:
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.warning("media cache: cannot read the copy of %s: %s", url[:200], exc)
         return None
 
 
@@ -49,8 +55,8 @@ def keep(url: str, data: bytes) -> None:
         tmp.write_bytes(data)
         os.replace(tmp, target)
         _prune(target.parent)
-    except OSError:
-        pass
+    except OSError as exc:
+        log.warning("media cache: cannot keep %s: %s", url[:200], exc)
 
 
 def _prune(folder: Path) -> None:

@@ -12,6 +12,7 @@ recorded so the listener can match the event to it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,6 +26,8 @@ from agent.redact import redact, redact_text
 from agent.core.turnlog import TurnLog
 from tools.outcome import FailureKind, failure_artifact, jsonable, message_outcome
 from tools.registry import SUBMIT
+
+log = logging.getLogger(__name__)
 
 REPEAT_WARNING = ("The previous submit of these same arguments may have been created at fal (its "
                   "answer was lost), and may be running and billed already. Submit again?")
@@ -44,6 +47,7 @@ def with_webhook(call: dict[str, Any], webhooks: Any) -> dict[str, Any]:
     try:
         url = webhooks.webhook_url(endpoint if isinstance(endpoint, str) and endpoint else None)
     except Exception:  # noqa: BLE001 - a listener problem must not block the submit itself
+        log.warning("no webhook URL for this submit: the listener failed", exc_info=True)
         return call
     return {**call, "args": {**args, "webhook_url": url}}
 
@@ -59,7 +63,7 @@ async def record_submission(webhooks: Any, call: dict[str, Any], result: Any) ->
     try:  # an fsync'd SQLite write: off the loop
         await asyncio.to_thread(webhooks.record_submission, str(request_id), endpoint)
     except Exception:  # noqa: BLE001 - the URL carries the endpoint too; nothing is lost
-        pass
+        log.warning("could not record the endpoint of %s with the listener", request_id, exc_info=True)
 
 
 def _error_message(call: dict[str, Any], content: str, kind: FailureKind) -> ToolMessage:

@@ -12,6 +12,7 @@ that cannot start never stops the session; `Runtime.notices` says why it is miss
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,8 @@ if TYPE_CHECKING:  # the real types; imported lazily at run time (see build_runt
     from sandbox.server import RunningSandbox
     from tools.fal.client import FalClient
     from tools.fal.config import FalConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -231,6 +234,7 @@ def start_listener(settings: Settings, config: FalConfig, *,
     try:
         listener = start_in_thread(host, port, settings=own, jwks_url=config.jwks_url, tools=listener_tools)
     except Exception as exc:  # noqa: BLE001 - a busy port or bad rules file: go on without it
+        log.warning("the webhook listener did not start on %s:%s", host, port, exc_info=True)
         reason = redact_text(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
         return None, False, [f"The webhook listener did not start on {host}:{port} ({reason}); "
                              "carrying on without it, so jobs get no webhook URL."]

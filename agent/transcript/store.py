@@ -22,6 +22,7 @@ when the persistent switch `[transcript] enabled = false` is in the config file
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets as _secrets
 import sqlite3
@@ -36,6 +37,8 @@ from agent.transcript.migrations import migrate
 from agent.redact import Redactor, env_secrets, settings_secrets
 from agent.transcript.render import iso, to_jsonl, to_markdown
 from agent.transcript.sql import Row, SessionRow, encode_data, index_pending, write_rows
+
+log = logging.getLogger(__name__)
 
 KINDS = frozenset({
     "user_prompt", "model_request", "model_response", "tool_call", "tool_progress",
@@ -69,6 +72,8 @@ def _settings_secrets() -> tuple[str, ...]:
 
         return settings_secrets(Settings())
     except Exception:  # a bad unrelated setting must not stop redaction of the others
+        log.warning("transcript: the settings do not validate, so only the environment's keys "
+                    "are redacted by name", exc_info=True)
         return ()
 
 
@@ -139,8 +144,9 @@ class TranscriptStore:
                     # Indexing can wait for the next search: do not hang an exit on a busy lock.
                     self._conn.execute("PRAGMA busy_timeout = 200")
                     index_pending(self._conn)
-            except (sqlite3.Error, TranscriptError):
-                pass  # the next open or search indexes what is left; closing must not fail
+            except (sqlite3.Error, TranscriptError) as exc:  # closing must not fail
+                log.warning("transcript: indexing on close failed (the next open or search "
+                            "indexes what is left): %s", exc)
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
@@ -208,8 +214,9 @@ class TranscriptStore:
             if self._unindexed >= FTS_BATCH:
                 try:
                     self._index()
-                except (sqlite3.Error, TranscriptError):
-                    pass  # the rows are committed; the next search or close indexes them
+                except (sqlite3.Error, TranscriptError) as exc:
+                    # The rows are committed; the next search or close indexes them.
+                    log.warning("transcript: indexing a batch failed: %s", exc)
         return ids
 
     def record(self, session_id: str, kind: str, data: Mapping[str, Any], *, user: str | None,

@@ -7,8 +7,11 @@ konsole) or when the config/env asks for it; everywhere else previews use half-b
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+
+log = logging.getLogger(__name__)
 
 GRAPHICS_TERMS = ("kitty", "wezterm", "iterm", "ghostty", "foot", "konsole", "mlterm")
 
@@ -34,5 +37,6 @@ def preload_graphics() -> bool:
     try:
         import textual_image.widget  # noqa: F401
     except Exception:  # a probe failure just means half-blocks
+        log.info("terminal graphics unavailable, using half-blocks", exc_info=True)
         return False
     return True

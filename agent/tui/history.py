@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 MAX_ENTRIES = 1000
 
@@ -28,7 +32,10 @@ class InputHistory:
         """Entries from disk; an unreadable file is an empty history, never a crash."""
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError):
+        except FileNotFoundError:
+            return []
+        except (OSError, UnicodeDecodeError) as exc:
+            log.warning("input history %s unreadable, starting empty: %s", path, exc)
             return []
         return [line.replace("\\n", "\n").replace("\\\\", "\\") for line in lines if line]
 
@@ -44,8 +51,8 @@ class InputHistory:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 with self.path.open("a", encoding="utf-8") as fh:
                     fh.write(text.replace("\\", "\\\\").replace("\n", "\\n") + "\n")
-            except OSError:
-                pass  # history is a convenience; losing it must not break sending
+            except OSError as exc:  # history is a convenience; losing it must not break sending
+                log.warning("could not save the input history to %s: %s", self.path, exc)
 
     def prev(self, current: str) -> str | None:
         """The entry before the cursor (None at the oldest)."""

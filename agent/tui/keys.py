@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 # binding id -> default keys (comma-separated alternatives, Textual's keymap format)
 DEFAULT_KEYS: dict[str, str] = {
@@ -34,13 +38,16 @@ def _read_keys_section(path: Path, use_userconfig: bool) -> dict[str, object]:
         try:
             table = {k: getter("keys", k, None) for k in DEFAULT_KEYS}
             return {k: v for k, v in table.items() if v is not None}
-        except Exception:  # a broken config must not stop the app; fall through to tomllib
-            pass
+        except Exception as exc:  # a broken config must not stop the app; fall through to tomllib
+            log.warning("key bindings: %s", exc)
     import tomllib
 
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        log.warning("key bindings: cannot read %s (defaults used): %s", path, exc)
         return {}
     section = data.get("keys")
     return section if isinstance(section, dict) else {}

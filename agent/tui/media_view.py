@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
 from agent.media import MediaError, MediaRef
+
+log = logging.getLogger(__name__)
 
 PREVIEW_WIDTH = 48
 
@@ -67,6 +70,7 @@ class MediaPreview(Vertical):
         except MediaError as exc:
             body.update(f"preview unavailable: {exc}")
         except Exception as exc:  # a corrupt image must not take the chat down
+            log.warning("preview of %s failed", self.ref.url[:200], exc_info=True)
             body.update(f"preview unavailable: {type(exc).__name__}")
         self.shown = True
 

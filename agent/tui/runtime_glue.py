@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from agent.core.contracts import SessionRuntime, Transcript
+
+log = logging.getLogger(__name__)
 
 
 async def maybe_await(value: Any) -> Any:
@@ -97,8 +100,8 @@ async def close(runtime: Any) -> None:
     if callable(closer):
         try:
             await maybe_await(closer())
-        except Exception:  # noqa: BLE001 - shutting down; nothing useful to do with it
-            pass
+        except Exception:  # noqa: BLE001 - shutting down: logged, never raised
+            log.warning("closing the runtime failed", exc_info=True)
 
 
 def export_path(session_id: str, fmt: str, when: float | None = None) -> Path:

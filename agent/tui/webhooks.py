@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 from agent.tui.chat import NoticeMessage
 from agent.tui.progress import JobUpdate
+
+log = logging.getLogger(__name__)
 
 EVENT_KINDS = {"received", "duplicate"}
 SETTLED_QUIETLY = {"no rule matched"}
@@ -79,6 +82,7 @@ async def webhook_body(app: Any, notice: Any) -> dict[str, Any]:
     try:
         return await asyncio.to_thread(body_from_inbox, listener, notice.request_id) or {}
     except Exception:  # noqa: BLE001 - the notice is still shown, just without media
+        log.warning("could not read the webhook body of %s from the inbox", notice.request_id, exc_info=True)
         return {}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import weakref
 from collections.abc import AsyncIterator, Sequence
@@ -36,6 +37,8 @@ from tools.fal.urls import parse_endpoint_id, request_url, submit_url
 
 if TYPE_CHECKING:  # pragma: no cover
     from tools.fal.inputschema import InputSchema, SchemaCache, SchemaUnavailable
+
+log = logging.getLogger(__name__)
 
 _LOGS_ON = {"logs": "1"}
 _NO_RETRY_ON_RESULT = frozenset({401, 403, 404, 408, 409, 429, 502, 503, 504})
@@ -179,6 +182,7 @@ class FalClient:
             if delay is None:
                 raise err from cause
             attempt += 1
+            log.info("%s %s: %s; retry %d in %.2f s", method, _short(url), err.message, attempt, delay)
             await asyncio.sleep(delay)
 
     def _transport_error(self, exc: httpx.TransportError, url: str) -> E.FalError:
