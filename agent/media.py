@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
+from tools.errors import AppError
 
 DEFAULT_TIMEOUT_S = 30.0
 PREVIEW_MAX_BYTES = 50 * 1024 * 1024
@@ -33,7 +34,7 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 MEDIA_EXTS = IMAGE_EXTS + (".mp4", ".webm", ".mov", ".mp3", ".wav", ".ogg", ".glb", ".obj")
 
 
-class MediaError(Exception):
+class MediaError(AppError):
     """Base of media failures; the message is readable and names the URL's host only."""
 
 

@@ -35,11 +35,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agent import locations
 from agent.mcp.config import McpServerSpec, unique_names
 from tools.registry import ALL_TOOLS, DEFAULT_TOOLS, GUARDED_TOOLS
+from tools.errors import AppError
 
 _NAME_RE = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 
-class PersonaError(ValueError):
+class PersonaError(AppError, ValueError):
     """A persona file is missing, unreadable or invalid; the message names file and field."""
 
 

@@ -29,11 +29,12 @@ import tomlkit
 from tomlkit.exceptions import TOMLKitError
 
 from agent import locations
+from tools.errors import AppError
 
 Config = dict[str, dict[str, Any]]
 
 
-class UserConfigError(ValueError):
+class UserConfigError(AppError, ValueError):
     """The config file cannot be read, parsed or written."""
 
 

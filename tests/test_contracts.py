@@ -82,3 +82,35 @@ def test_public_names_match_all(module):
               and getattr(v, "__module__", module) is not None
               and (getattr(v, "__module__", None) == module)}
     assert public <= declared, f"{module} defines public names not in __all__: {sorted(public - declared)}"
+
+
+def _own_modules():
+    import pkgutil
+
+    import agent
+    import tools
+
+    for pkg in (agent, tools):
+        for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
+            if info.name.endswith("__main__"):
+                continue
+            yield info.name
+
+
+def test_every_error_class_derives_from_the_one_app_error():
+    """One root (tools.errors.AppError): an error class defined anywhere in agent/ or tools/
+    that does not derive from it is a second root."""
+    from tools.errors import AppError
+
+    roots = []
+    for name in _own_modules():
+        try:
+            mod = importlib.import_module(name)
+        except ImportError as exc:  # an optional dependency missing: say which, skip it
+            pytest.skip(f"{name}: {exc}")
+        for value in vars(mod).values():
+            if (inspect.isclass(value) and issubclass(value, BaseException)
+                    and value.__module__ == name and not value.__name__.startswith("_")
+                    and not issubclass(value, AppError)):
+                roots.append(f"{name}.{value.__name__}")
+    assert not roots, f"error classes outside the AppError tree: {roots}"

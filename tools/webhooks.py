@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
+from tools.errors import AppError
 
 HEADER_REQUEST_ID = "x-fal-webhook-request-id"
 HEADER_USER_ID = "x-fal-webhook-user-id"
@@ -46,7 +47,7 @@ REASONS = (
 )
 
 
-class WebhookVerificationError(Exception):
+class WebhookVerificationError(AppError):
     """A webhook failed verification; ``reason`` is one of :data:`REASONS`."""
 
     def __init__(self, reason: str) -> None:
@@ -54,7 +55,7 @@ class WebhookVerificationError(Exception):
         self.reason = reason
 
 
-class JwksError(Exception):
+class JwksError(AppError):
     """The JWKS could not be fetched or held no usable key (the listener answers 503)."""
 
 

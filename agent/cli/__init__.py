@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+from tools.errors import AppError
 
 if TYPE_CHECKING:  # pragma: no cover
     from agent.applog import Console
@@ -31,7 +32,7 @@ SCREEN_COMMANDS = frozenset({"tui", "web", "mcp"})
 """Commands whose output is a screen or a protocol: not wrapped by the redacting streams."""
 
 
-class CliError(Exception):
+class CliError(AppError):
     """A user-facing failure: printed as one line on stderr, exit status 2."""
 
 

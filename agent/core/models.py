@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 from typing import TYPE_CHECKING, Any
+from tools.errors import AppError
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.language_models import BaseChatModel
@@ -52,7 +53,7 @@ def make_model(settings: Settings, persona: Any = None) -> BaseChatModel:
     return checked_chat_openai()(**kwargs)
 
 
-class ModelStreamCutError(RuntimeError):
+class ModelStreamCutError(AppError, RuntimeError):
     """The model's streamed reply ended before the model said it had finished."""
 
 

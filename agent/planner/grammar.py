@@ -33,6 +33,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from tools.errors import AppError
 
 ENDPOINT_RE = re.compile(r"(?<![\w/.-])([A-Za-z0-9][\w.-]*/[\w.-]+(?:/[\w.-]+)*)(?![\w/])")
 UUID_RE = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
@@ -63,7 +64,7 @@ Example: submit fal-ai/flux/schnell prompt "a red fox" then watch it then result
 Set OPENAI_API_KEY (or OPENAI_BASE_URL) for free-form language."""
 
 
-class GrammarError(ValueError):
+class GrammarError(AppError, ValueError):
     """A step the planner does not understand; `step` is its text."""
 
     def __init__(self, step: str, why: str = "") -> None:

@@ -37,6 +37,7 @@ from agent.transcript.migrations import migrate
 from agent.redact import Redactor, env_secrets, settings_secrets
 from agent.transcript.render import iso, to_jsonl, to_markdown
 from agent.transcript.sql import Row, SessionRow, encode_data, index_pending, write_rows
+from tools.errors import AppError
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ _EVENT_COLS = "id, session_id, ts, kind, user, persona, duration_s, ref, data"
 FTS_BATCH = 64
 
 
-class TranscriptError(Exception):
+class TranscriptError(AppError):
     """The transcript cannot be written or read, or a query/session id is not usable."""
 
 

@@ -28,6 +28,7 @@ from tools.registry import REQUEST_ID_TOOLS, TOOL_KINDS
 from agent.redact import redact_text
 from agent.media import MediaError, save_all
 from agent.triggers.rules import Action, fill
+from tools.errors import AppError
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ PromptRunner = Callable[[str | None, str, bool], Awaitable[str]]
 ToolsSource = Mapping[str, Any] | Callable[[], Awaitable[Mapping[str, Any]]]
 
 
-class ActionError(Exception):
+class ActionError(AppError):
     """An action failed; `retryable=False` sends the event straight to the dead letters."""
 
     def __init__(self, message: str, *, retryable: bool = True) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone, tzinfo
 
 from cronsim import CronSim, CronSimError
+from tools.errors import AppError
 
 MACROS = {
     "@hourly": "0 * * * *",
@@ -37,7 +38,7 @@ MACROS = {
 _PROBE = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
-class CronError(ValueError):
+class CronError(AppError, ValueError):
     """A cron expression that cannot be parsed, or that never fires."""
 
 

@@ -10,9 +10,10 @@ import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from tools.errors import AppError
 
 
-class PayloadError(Exception):
+class PayloadError(AppError):
     """The body is not a valid fal webhook; ``reason`` is a short code, ``detail`` says why."""
 
     def __init__(self, reason: str, detail: str = "") -> None:

@@ -33,12 +33,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from agent import locations
 from tools.registry import ALL_TOOLS
+from tools.errors import AppError
 
 _MISSING = object()
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-class RuleError(ValueError):
+class RuleError(AppError, ValueError):
     """A trigger rule or schedule is invalid; the message names where and what."""
 
 

@@ -17,13 +17,14 @@ from agent.triggers.http_server import bind_socket, uvicorn_server
 from agent.triggers.inbox import Inbox
 from agent.triggers.listener import Check, Listener, base_url, build_listener
 from agent.triggers.server import WEBHOOK_PATH
+from tools.errors import AppError
 
 MAX_WORKERS = 64
 
 _WHERE = {"process": "a checker process", "thread": "threads", "inline": "the event loop"}
 
 
-class ServeError(Exception):
+class ServeError(AppError):
     """Why the listener cannot start (the CLI prints it and exits non-zero)."""
 
 

@@ -51,6 +51,7 @@ from starlette.routing import Route
 
 from agent.triggers.check import Outcome, RawHeaders, WebhookIntake
 from agent.triggers.notices import Subscribers, TriggerNotice
+from tools.errors import AppError
 from tools.webhooks import HEADER_REQUEST_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, HEADER_USER_ID
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ _RECEIVED = b'{"received":true}'
 _DUPLICATE = b'{"duplicate":true}'
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(AppError):
     """The request body is over the limit."""
 
 
@@ -83,7 +84,7 @@ _SIGNED = {b"x-fal-webhook-request-id": HEADER_REQUEST_ID, b"x-fal-webhook-user-
            b"x-fal-webhook-timestamp": HEADER_TIMESTAMP, b"x-fal-webhook-signature": HEADER_SIGNATURE}
 
 
-class Refused(Exception):
+class Refused(AppError):
     """check_head's verdict: answer `status` with {"error": reason} before reading the body."""
 
     def __init__(self, status: int, reason: str) -> None:

@@ -32,6 +32,7 @@ from textual_serve.app_service import AppService
 from textual_serve.download_manager import DownloadManager
 
 from agent.tui.web_gate import PathOnlyAccessLogger, is_loopback, token_gate
+from tools.errors import AppError
 
 _log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ STOP_TIMEOUT_S = 10.0  # a child that ignores "quit" this long is left to its pa
 CHILD_FLAG = "--web-child"
 
 
-class WebError(ValueError):
+class WebError(AppError, ValueError):
     """A `fal-persona web` option that cannot work (bad host or port)."""
 
 

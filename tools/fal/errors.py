@@ -46,9 +46,10 @@ parse error). Messages are built from fal's answer, with the configured key scru
 from __future__ import annotations
 
 from typing import Any
+from tools.errors import AppError
 
 
-class FalError(Exception):
+class FalError(AppError):
     """Base of every fal.ai client error; carries what a user needs to act on it."""
 
     hint = "Check the request and try again."
