@@ -171,6 +171,24 @@ class Chromium:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+            deadline = time.monotonic() + 15  # SIGKILL is delivered asynchronously
+            while self.group_left() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+
+    def group_left(self) -> list[int]:
+        """Processes of the browser's process group still running (zombies excluded)."""
+        if self.proc is None:
+            return []
+        left = []
+        for entry in Path("/proc").iterdir():
+            try:
+                stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2:].split()
+            if fields and fields[0] != "Z" and int(fields[2]) == self.proc.pid:
+                left.append(int(entry.name))
+        return left
 
 
 class Page:
@@ -204,6 +222,20 @@ class Page:
             await asyncio.sleep(0.2)
         raise CdpError(f"{needle!r} not on screen after {timeout}s; screen was:\n{text}")
 
+    async def wait_settled(self, timeout: float, quiet: float = 0.6) -> str:
+        """The screen once it has stopped changing for `quiet` seconds (a scroll animates over
+        several frames); CdpError if it keeps changing for `timeout`."""
+        deadline = time.monotonic() + timeout
+        text, since = await self.screen_text(), time.monotonic()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            now = await self.screen_text()
+            if now != text:
+                text, since = now, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return text
+        raise CdpError(f"the screen kept changing for {timeout}s")
+
     async def type(self, text: str) -> None:
         """Focus the terminal and type `text` as the keyboard would (Enter for a newline)."""
         await self.evaluate("window.__terms[0].focus()")
@@ -224,6 +256,11 @@ class Page:
         down = {"type": "keyDown", **info, "text": text} if text else {"type": "rawKeyDown", **info}
         await self.browser.call("Input.dispatchKeyEvent", down, session=self.session)
         await self.browser.call("Input.dispatchKeyEvent", {"type": "keyUp", **info}, session=self.session)
+
+    async def wheel(self, x: int, y: int, delta_y: int) -> None:
+        """A mouse-wheel turn over the page point (x, y); negative `delta_y` scrolls up."""
+        await self.browser.call("Input.dispatchMouseEvent", {"type": "mouseWheel", "x": x, "y": y,
+                                                             "deltaX": 0, "deltaY": delta_y}, session=self.session)
 
     async def screenshot(self, path: Path) -> Path:
         """Save a PNG of the tab."""

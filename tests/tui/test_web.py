@@ -166,19 +166,7 @@ async def browser(tmp_path: Path):
         yield chromium
     finally:
         await chromium.close()
-        pid = chromium.proc.pid if chromium.proc else None
-        if pid is not None:  # nothing of the browser's process group is left
-            left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and alive(int(p.name))
-                    and _pgid(int(p.name)) == pid]
-            assert not left, f"chromium processes left: {left}"
-
-
-def _pgid(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat[stat.rfind(")") + 2:].split()[2])
+        assert not chromium.group_left(), f"chromium processes left: {chromium.group_left()}"
 
 
 def logs(*args: str) -> str:
@@ -190,6 +178,14 @@ def logs(*args: str) -> str:
 
 
 PROMPT = "Type a request, or /help"
+BROKEN = ("could not start the agent", "the agent is not running", "Traceback")
+
+
+async def answer(page, needle: str, timeout: float) -> str:
+    """Wait for `needle` on the tab's screen; fail at once if the app says it could not start."""
+    screen = await page.wait_for_text(lambda text: needle in text or any(b in text for b in BROKEN), timeout)
+    assert needle in screen, f"the app failed before {needle!r} showed:\n{screen}"
+    return screen
 
 
 # -- tests ---------------------------------------------------------------------------------
@@ -201,7 +197,7 @@ async def test_each_tab_runs_its_own_tui_and_answers(start_server, browser, tmp_
     first = await browser.new_page(server.url)
     await first.wait_for_text(PROMPT, 60)
     await first.type("search flux\n")
-    screen = await first.wait_for_text("fal-ai/flux/dev | FLUX.1 [dev]", 90)
+    screen = await answer(first, "fal-ai/flux/dev | FLUX.1 [dev]", 90)
     assert 'search_models(query="flux")' in screen
     assert "sandbox" in screen.splitlines()[0]  # the header: no keys, so the local sandbox
     shot = await first.screenshot(tmp_path / "web-first-tab.png")
@@ -210,7 +206,7 @@ async def test_each_tab_runs_its_own_tui_and_answers(start_server, browser, tmp_
     second = await browser.new_page(server.url)
     await second.wait_for_text(PROMPT, 60)
     await second.type("price fal-ai/flux/schnell\n")
-    other = await second.wait_for_text("get_pricing", 90)
+    other = await answer(second, "get_pricing", 90)
     assert "search_models" not in other and "search flux" not in other  # a fresh app, not a mirror
     await second.screenshot(tmp_path / "web-second-tab.png")
     assert "price fal-ai/flux/schnell" not in await first.screen_text()
@@ -326,26 +322,25 @@ async def test_a_result_image_shows_as_half_blocks_in_the_browser(start_server, 
     page = await browser.new_page(server.url)
     await page.wait_for_text(PROMPT, 60)
     await page.type('submit fal-ai/flux/schnell prompt "a red fox" then watch then result\n')
-    await page.wait_for_text("Approve: submit_queue_request", 90)
+    await answer(page, "Approve: submit_queue_request", 90)
     await page.press_enter()  # the Approve button has focus
 
-    def preview_shown(text: str) -> bool:  # rows of half-block cells (a dialog border is one row)
-        return "Approve edited" not in text and sum(line.count("▀") >= 24 for line in text.splitlines()) >= 4
+    def preview_shown(text: str, rows: int = 4) -> bool:  # half-block rows (a dialog border is one)
+        return "Approve edited" not in text and sum(line.count("▀") >= 24 for line in text.splitlines()) >= rows
 
     await page.wait_for_text(preview_shown, 120)
     # The turn goes on to fetch the result and the chat scrolls past the preview: once it has
-    # ended, page back up to the preview for the screenshot.
+    # ended, wheel back up (a few lines a turn; a page up can jump over it) for the screenshot.
     await page.wait_for_text(lambda text: "get_queue_result" in text and PROMPT in text
                              and "I fetched the result" in text, 120)
-    screen = await page.screen_text()
-    for _ in range(20):
-        if preview_shown(screen):
+    screen = await page.wait_settled(10)
+    for _ in range(40):
+        if preview_shown(screen, rows=12):
             break
-        before = screen
-        await page.press("PageUp", 33)
-        screen = await page.wait_for_text(lambda text: text != before, 10)  # each press has landed
+        await page.wheel(400, 300, -120)  # over the chat column
+        screen = await page.wait_settled(10)  # the scroll animates over several frames
     await page.screenshot(tmp_path / "web-image-tab.png")
-    assert preview_shown(await page.screen_text()), screen  # what the screenshot shows
+    assert preview_shown(await page.screen_text(), rows=12), screen  # what the screenshot shows
     assert await asyncio.to_thread(server.stop) == 0
 
 
