@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tools.fal.config import FalConfig, clean_secret
+from tools.fal.config import BY_NAME_ENV_PREFIX, FalConfig, clean_secret
 
 SANDBOX_KEY = "sandbox-key:sandbox-secret"
 
@@ -25,7 +25,8 @@ class WebhookSettings(BaseSettings):
     and `.env`; each field is one ``FAL_PERSONA_WEBHOOK_*`` variable, mirrored in `.env.example`.
     """
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True,
+                                      env_prefix=BY_NAME_ENV_PREFIX)  # HOME is not `home`
 
     max_header_bytes: int = Field(default=16 * 1024, alias="FAL_PERSONA_WEBHOOK_MAX_HEADER_BYTES",
                                   ge=1024, le=1024 * 1024)
@@ -76,7 +77,8 @@ class WebhookSettings(BaseSettings):
 class Settings(BaseSettings):
     """fal-persona's configuration. Environment variables win over `.env`."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True,
+                                      env_prefix=BY_NAME_ENV_PREFIX)  # HOME is not `home`
 
     fal: FalConfig = Field(default_factory=FalConfig)
     """The fal.ai section (`FAL_KEY`, the base URLs, timeouts, retries, uploads: see

@@ -88,7 +88,9 @@ def test_ask_and_logs_use_the_dotenv_home(project, tmp_path):
     assert shown.returncode == 0 and '"search flux"' in shown.stdout
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    other = run(["logs", "export", "--format", "jsonl"], elsewhere, env)  # no .env there
+    # No .env there: the platform's data dir, kept inside the test's temp dir.
+    other = run(["logs", "export", "--format", "jsonl"], elsewhere, {**env, "XDG_DATA_HOME": str(tmp_path / "xdg")})
+    assert (tmp_path / "xdg" / "fal-persona").is_dir()
     assert '"search flux"' not in other.stdout
 
 
@@ -148,3 +150,20 @@ def test_the_tui_uses_the_dotenv_home(project):
         assert (home / "logs" / "fal-persona.log").is_file()
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_variables_named_like_fields_are_not_settings(tmp_path, monkeypatch):
+    """HOME is not the data dir, USER not the transcript's user, KEY not the fal key."""
+    from tools.fal.config import FalConfig
+
+    monkeypatch.delenv("FAL_PERSONA_HOME")
+    for name, value in {"HOME": str(tmp_path / "h"), "USER": "zed", "PERSONA": "ops", "KEY": "abc:defgh",
+                        "QUEUE_BASE_URL": "http://127.0.0.1:9", "CHECK": "thread", "LISTEN": "true"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    settings = Settings()
+    assert (settings.home, settings.user, settings.persona, settings.listen) == (None, None, "producer", None)
+    assert settings.webhooks.check == "auto" and settings.fal.key is None
+    assert FalConfig().queue_base_url == "https://queue.fal.run"
+    assert locations.home() == tmp_path / "xdg" / "fal-persona"
+    assert Settings(listen=True, no_log=True).listen is True  # keyword arguments by name still work

@@ -52,10 +52,18 @@ def settings_error_text(exc: ValidationError) -> str:
     return "invalid settings: " + "; ".join(parts)
 
 
+# With populate_by_name, pydantic-settings also reads each field's *name* from the environment
+# (HOME would set `home`, KEY would set `key`). A prefix no one sets puts those names out of
+# reach; the aliases (FAL_KEY, FAL_PERSONA_HOME, ...) are read as they are, and keyword
+# arguments by name keep working.
+BY_NAME_ENV_PREFIX = "FAL_PERSONA_FIELD_"
+
+
 class FalConfig(BaseSettings):
     """Where fal.ai lives and how patiently to talk to it."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True,
+                                      env_prefix=BY_NAME_ENV_PREFIX)
 
     key: SecretStr | None = Field(default=None, alias="FAL_KEY")
     """The fal.ai API key (`key_id:key_secret`), sent as `Authorization: Key ...`. Never logged."""
