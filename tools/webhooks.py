@@ -27,6 +27,7 @@ import httpx
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 from tools.errors import AppError
+from tools.fal.errors import FalError
 
 HEADER_REQUEST_ID = "x-fal-webhook-request-id"
 HEADER_USER_ID = "x-fal-webhook-user-id"
@@ -55,8 +56,11 @@ class WebhookVerificationError(AppError):
         self.reason = reason
 
 
-class JwksError(AppError):
-    """The JWKS could not be fetched or held no usable key (the listener answers 503)."""
+class JwksError(FalError):
+    """The JWKS could not be fetched or held no usable key (the listener answers 503; the
+    `get_webhook_jwks` tool reports it like any fal failure)."""
+
+    hint = "Check FAL_JWKS_URL, or try again in a minute."
 
 
 class KeysMayHaveRotated(JwksError):
@@ -172,6 +176,29 @@ def _b64url_decode(text: str) -> bytes:
     """Decode base64url, restoring the padding JWKs leave out."""
     padded = text + "=" * (-len(text) % 4)
     return base64.urlsafe_b64decode(padded.encode("ascii"))
+
+
+async def read_jwks(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    """The JWKS document at `url`, fetched without auth (it is public), for the listener's
+    cache. JwksError when it cannot be reached or `jwks_document` refuses the answer."""
+    try:
+        response = await http.get(url, headers={"Accept": "application/json"})
+    except httpx.HTTPError as exc:
+        raise JwksError(f"could not reach the JWKS ({type(exc).__name__})") from exc
+    return jwks_document(response)
+
+
+def jwks_document(response: httpx.Response) -> dict[str, Any]:
+    """A JWKS answer's document: JwksError unless a 200 with a JSON object holding `keys`."""
+    if response.status_code != 200:
+        raise JwksError(f"the JWKS answered HTTP {response.status_code}", status=response.status_code)
+    try:
+        document = response.json()
+    except ValueError as exc:
+        raise JwksError("the JWKS is not JSON") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise JwksError("the JWKS is not an object with a 'keys' list")
+    return document
 
 
 def parse_jwks(document: Any) -> list[bytes]:
@@ -297,17 +324,7 @@ class JwksCache:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self._timeout_s)
         self.fetch_count += 1
-        try:
-            response = await self._client.get(self.url, headers={"Accept": "application/json"})
-        except httpx.HTTPError as exc:
-            raise JwksError(f"could not reach the JWKS ({type(exc).__name__})") from exc
-        if response.status_code != 200:
-            raise JwksError(f"the JWKS answered HTTP {response.status_code}")
-        try:
-            document = response.json()
-        except ValueError as exc:
-            raise JwksError("the JWKS is not JSON") from exc
-        keys = parse_jwks(document)
+        keys = parse_jwks(await read_jwks(self._client, self.url))
         if not keys:
             raise JwksError("the JWKS holds no Ed25519 key")
         return keys

@@ -377,9 +377,15 @@ class FalClient:
         return await self.schemas.check(endpoint_id, arguments)
 
     async def jwks(self) -> Jwks:
-        """The public keys fal signs webhooks with (fetched without the API key)."""
+        """The public keys fal signs webhooks with (fetched without the API key), read exactly
+        as the webhook listener reads them (`tools.webhooks.jwks_document`); keys without an
+        `x` are left out, as the listener leaves them out."""
+        from tools.webhooks import jwks_document
+
         resp = await self._send("GET", self.config.jwks_url, auth=False)
-        return self._model(Jwks, resp)
+        document = jwks_document(resp)
+        keys = [k for k in document["keys"] if isinstance(k, dict) and isinstance(k.get("x"), str)]
+        return Jwks.model_validate({**document, "keys": keys})
 
 
 def _short(url: str) -> str:
