@@ -11,6 +11,10 @@ Every module logs to ``logging.getLogger(__name__)``; nothing is configured at i
 
 Both pass through :class:`RedactingFilter`, the project's redactor (`agent.redact`), so a key
 in a message, an argument or a traceback is masked before it is written anywhere.
+
+Several processes may share the file (`webhooks serve --workers`, the web command's tabs): each
+line carries its pid, and appends do not interleave, but the process that rotates the file does
+not tell the others, which keep writing to the renamed file until they restart.
 """
 
 from __future__ import annotations
