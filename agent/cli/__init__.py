@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # subcommand -> "module:function"; each function takes the parsed args and returns an exit code.
 HANDLERS = {
-    "tui": "agent.tui.app:run",
+    "tui": "agent.cli.tui:run",
     "ask": "agent.cli.ask:run",
     "logs": "agent.cli.logs:run",
     "sandbox": "agent.cli.sandbox_cmd:run",

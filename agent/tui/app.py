@@ -7,6 +7,7 @@ model) is built in a worker after the first refresh. Module-level imports stay T
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -94,6 +95,9 @@ class FalPersonaApp(App):
         super().__init__()
         self.resume = resume
         """Reopen a stored chat once the runtime is up: True the latest, a str that session."""
+        self._preview: Any = None  # the worker painting a reopened chat before the runtime is up
+        self.painted_session: str | None = None
+        """The reopened session whose chat is on screen (agent/tui/resume.py)."""
         self.runtime_factory = runtime_factory or glue.default_factory
         self.settings = settings
         self.start_persona, self.user, self.no_log = persona, user, no_log
@@ -160,7 +164,13 @@ class FalPersonaApp(App):
     async def on_mount(self) -> None:
         self.set_keymap({k: v for k, v in (self.keys or {}).items() if v})
         self._prompt.focus()
-        await self.chat.add(AnswerMessage(welcome_markdown(WELCOME_MODE)))
+        if not self.resume:  # a reopened chat replaces the welcome at once: do not draw it
+            await self.chat.add(AnswerMessage(welcome_markdown(WELCOME_MODE)))
+        else:  # paint the chat being reopened while the runtime is built
+            from agent.tui.resume import preview
+
+            self._preview = self.run_worker(preview(self, None if self.resume is True else str(self.resume)),
+                                            group="resume")
         self.call_after_refresh(self._first_paint)
 
     def _first_paint(self) -> None:
@@ -171,6 +181,11 @@ class FalPersonaApp(App):
     @work(exclusive=True, group="runtime")
     async def load_runtime(self) -> None:
         """Build settings, personas and the runtime off the first paint's critical path."""
+        if self._preview is not None:
+            # A reopened chat paints first: the build's imports would slow that paint down.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(3.0):
+                    await self._preview.wait()
         try:
             if self.settings is None:
                 self.settings = await asyncio.to_thread(glue.default_settings, self.user, self.no_log,
@@ -509,17 +524,3 @@ def _load_personas() -> dict[str, Any]:
     from agent.personas import load_personas
 
     return load_personas()
-
-
-def run(args: Any) -> int:
-    """The `fal-persona` (no subcommand) handler."""
-    from agent.tui.graphics import preload_graphics
-
-    preload_graphics()
-    # The settings agent.cli.main resolved (environment, .env, flags), when it did.
-    app = FalPersonaApp(settings=getattr(args, "settings", None),
-                        persona=getattr(args, "persona", None), user=getattr(args, "user", None),
-                        no_log=bool(getattr(args, "no_log", False)), listen=getattr(args, "listen", None),
-                        resume=getattr(args, "resume", None) or (True if getattr(args, "continue_", False) else None))
-    app.run()
-    return int(app.return_code or 0)
