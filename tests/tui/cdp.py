@@ -176,18 +176,21 @@ class Chromium:
                 await asyncio.sleep(0.05)
 
     def group_left(self) -> list[int]:
-        """Processes of the browser's process group still running (zombies excluded)."""
+        """The browser's processes still running (zombies excluded): its process group, and its
+        crash handlers, which leave the group but name the profile dir (it is their HOME)."""
         if self.proc is None:
             return []
-        left = []
+        left, profile = [], str(self.profile).encode()
         for entry in Path("/proc").iterdir():
             try:
                 stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+                fields = stat[stat.rfind(")") + 2:].split()
+                if not fields or fields[0] == "Z":
+                    continue
+                if int(fields[2]) == self.proc.pid or profile in (entry / "cmdline").read_bytes():
+                    left.append(int(entry.name))
             except OSError:
                 continue
-            fields = stat[stat.rfind(")") + 2:].split()
-            if fields and fields[0] != "Z" and int(fields[2]) == self.proc.pid:
-                left.append(int(entry.name))
         return left
 
 
