@@ -26,8 +26,12 @@ def _banner(url: str, cert: Path | None, port_url: str) -> str:
              f"  FAL_QUEUE_BASE_URL={url}", f"  FAL_API_BASE_URL={url}/v1",
              f"  FAL_JWKS_URL={url}/.well-known/jwks.json"]
     if cert is not None:
-        lines += [f"TLS certificate: {cert}", "For the official Python fal_client:",
-                  f"  FAL_QUEUE_RUN_HOST={port_url}", f"  SSL_CERT_FILE={cert}"]
+        from sandbox.routes_run import RUN_PREFIX
+
+        # The same three lines as RunningSandbox.fal_client_env(): queue host, run host, cert.
+        lines += [f"TLS certificate: {cert}", "For the official Python fal_client (submit, run, subscribe...):",
+                  f"  FAL_QUEUE_RUN_HOST={port_url}", f"  FAL_RUN_HOST={port_url}{RUN_PREFIX}",
+                  f"  SSL_CERT_FILE={cert}"]
     lines.append("Any key of the form id:secret works. Ctrl-C stops the sandbox.")
     return "\n".join(lines)
 
