@@ -132,8 +132,9 @@ def _invalid(data: dict[str, Any]) -> list[dict[str, Any]]:
 class _Builder:
     """Walks the events once, in order."""
 
-    def __init__(self, session_id: str) -> None:
+    def __init__(self, session_id: str, messages: bool = True) -> None:
         self.r = Replay(session_id)
+        self.with_messages = messages
         self.asked: dict[str, PendingApproval] = {}
         self.cards: dict[str, Shown] = {}
         self.previewed: set[str] = set()
@@ -208,17 +209,18 @@ class _Builder:
         if not self.r.title:
             self.r.title = " ".join(text.split())[:200]
         self.r.shown.append(Shown("user", text))
-        if not data.get("slash"):
+        if not data.get("slash") and self.with_messages:
             from langchain_core.messages import HumanMessage
 
             self.r.messages.append(HumanMessage(text))
 
     def on_model_response(self, data: dict[str, Any], ev: dict[str, Any]) -> None:
-        from langchain_core.messages import AIMessage
-
         content = _text(data.get("content"))
-        calls, invalid = _calls(data), _invalid(data)
-        self.r.messages.append(AIMessage(content=content, tool_calls=calls, invalid_tool_calls=invalid))
+        if self.with_messages:
+            from langchain_core.messages import AIMessage
+
+            calls, invalid = _calls(data), _invalid(data)
+            self.r.messages.append(AIMessage(content=content, tool_calls=calls, invalid_tool_calls=invalid))
         if content.strip():
             self.r.shown.append(Shown("answer", content))
             self.turn_answers.append(content)
@@ -244,7 +246,7 @@ class _Builder:
                      done=False, content=NOT_FINISHED, error=True)
         self.cards[call_id] = card
         self.r.shown.append(card)
-        if call_id.startswith("slash_") and not self._in_ai(call_id):
+        if self.with_messages and call_id.startswith("slash_") and not self._in_ai(call_id):
             # A slash command's call has no model reply: the runner adds one to the history.
             from langchain_core.messages import AIMessage
 
@@ -260,14 +262,15 @@ class _Builder:
         return False
 
     def on_tool_result(self, data: dict[str, Any], ev: dict[str, Any], error: bool = False) -> None:
-        from langchain_core.messages import ToolMessage
-
         call_id = str(data.get("call_id") or "")
         content = _text(data.get("content"))
         artifact = data.get("artifact")
         self.asked.pop(call_id, None)
-        self.r.messages.append(ToolMessage(content=content, tool_call_id=call_id, name=str(data.get("name") or ""),
-                                           status="error" if error else "success", artifact=artifact))
+        if self.with_messages:
+            from langchain_core.messages import ToolMessage
+
+            self.r.messages.append(ToolMessage(content=content, tool_call_id=call_id, name=str(data.get("name") or ""),
+                                               status="error" if error else "success", artifact=artifact))
         if not error and data.get("name") == SUBMIT and isinstance(data.get("cost_usd"), (int, float)):
             self.r.spent_usd = round(self.r.spent_usd + float(data["cost_usd"]), 6)
         card = self.cards.get(call_id)
@@ -335,14 +338,16 @@ class _Builder:
             if not card.done:
                 card.content = NOT_FINISHED if card.call_id not in self.asked else "waiting for approval"
         self.r.pending = list(self.asked.values())
-        waiting = {p.call_id for p in self.r.pending if p.source == "model"}
-        self.r.messages = paired(self.r.messages, waiting)
+        if self.with_messages:
+            waiting = {p.call_id for p in self.r.pending if p.source == "model"}
+            self.r.messages = paired(self.r.messages, waiting)
         return self.r
 
 
-def replay(session_id: str, events: list[dict[str, Any]]) -> Replay:
-    """Rebuild a conversation from its transcript events (oldest first)."""
-    builder = _Builder(session_id)
+def replay(session_id: str, events: list[dict[str, Any]], *, messages: bool = True) -> Replay:
+    """Rebuild a conversation from its transcript events (oldest first); `messages=False`
+    skips the agent's history (for a screen that only shows the chat, without LangChain)."""
+    builder = _Builder(session_id, messages)
     for ev in events:
         builder.event(ev)
     return builder.finish()

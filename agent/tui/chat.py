@@ -148,6 +148,23 @@ class ChatView(VerticalScroll):
         self.scroll_end(animate=False, immediate=False)
         self.following = True
 
+    async def add_earlier(self, widgets: list[Widget], folded: int, batch: int = 30) -> None:
+        """Mount `widgets` (older messages, oldest first) above the mounted ones, newest batch
+        first, uncounting them from the placeholder; stops if the chat was cleared meanwhile."""
+        for end in range(len(widgets), 0, -batch):
+            if self.folded < folded:
+                return  # cleared (or another chat opened) since: these belong to no one now
+            chunk = widgets[max(0, end - batch):end]
+            top = self.messages[0] if self.messages else None
+            await self.mount_all(chunk, before=top) if top is not None else await self.mount_all(chunk)
+            self.folded -= len(chunk)
+            folded -= len(chunk)
+            if self.folded:
+                self._earlier.update(f"▲ {self.folded:,} earlier messages not shown "
+                                     "(the transcript keeps them: ctrl+t to browse)")
+            else:
+                self._earlier.display = False
+
     async def clear(self) -> None:
         """Remove every message."""
         await self.remove_children(self.messages)

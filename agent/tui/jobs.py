@@ -273,17 +273,37 @@ class JobsPanel(VerticalScroll):
                 log.exception("jobs panel: could not report the outcome of %s", request_id)
         return row
 
+    async def add_older(self, rows: list[JobRow]) -> None:
+        """Mount rows `restore` kept unmounted (oldest first) below the mounted ones."""
+        rows = [r for r in rows if r.request_id in self.rows and r.parent is None]
+        if not rows:
+            return
+        label = next(iter(self.query(".jobs-older")), None)
+        await self.mount_all(list(reversed(rows)), before=label)
+        unmounted = sum(1 for r in self.rows.values() if r.parent is None)
+        if label is not None:
+            if unmounted:
+                label.update(f"{unmounted} older job(s) of this chat: see the transcript (ctrl+t)")
+            else:
+                await label.remove()
+
     async def clear(self) -> None:
         """Remove every row (another chat is being opened)."""
         await self.remove_children([r for r in self.rows.values() if r.parent is self])
+        await self.remove_children(list(self.query(".jobs-older")))
         self.rows.clear()
 
-    async def restore(self, rows: list[JobRow]) -> None:
-        """Show a reopened chat's rows (oldest first in `rows`; newest on top), in one mount."""
-        if not rows:
+    async def restore(self, rows: list[JobRow], older: list[JobRow] | None = None) -> None:
+        """Show a reopened chat's rows (oldest first in `rows`; newest on top), in one mount;
+        `older` rows keep their state unmounted (a line at the bottom counts them)."""
+        older = list(older or [])
+        if not rows and not older:
             return
         for empty in self.query(".jobs-empty"):
             await empty.remove()
-        for row in rows:
+        for row in [*older, *rows]:
             self.rows[row.request_id] = row
         await self.mount_all(list(reversed(rows)), before=0 if len(self.children) else None)
+        if older:
+            await self.mount(Static(f"{len(older)} older job(s) of this chat: see the transcript (ctrl+t)",
+                                    classes="jobs-older"))

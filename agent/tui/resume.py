@@ -196,26 +196,96 @@ def job_rows(jobs: dict[str, Any], *, clock: float, stale_note: str = "") -> lis
     return rows
 
 
-async def show_replay(app: Any, rebuilt: Any) -> None:
-    """Paint a rebuilt conversation into the app's chat and jobs panel (replacing what is there)."""
+FIRST_ITEMS = 24
+"""Chat items mounted for the first paint of a reopened chat (a screenful and more); the rest,
+up to the chat's cap, are mounted above them right after."""
+FIRST_JOBS = 4
+"""Job rows mounted for the first paint (each row is some twenty widgets)."""
+JOBS_SHOWN = 12
+"""Newest job rows mounted in all (the rest after the first paint); older ones keep their
+state, unmounted (a line counts them)."""
+
+
+async def paint_replay(app: Any, rebuilt: Any) -> None:
+    """Put a rebuilt conversation in the chat and the jobs panel, replacing what is there.
+
+    Widgets cost most of a reopen, so the first paint gets only the newest `FIRST_ITEMS` items
+    and `JOBS_SHOWN` job rows; older items up to `chat.max_mounted` follow in the background."""
     chat, jobs = app.chat, app.jobs
+    app.workers.cancel_group(app, "resume-earlier")  # a previous reopen's background mounts
     widgets, skipped = widgets_for(rebuilt.shown, max_items=chat.max_mounted)
+    first = widgets[-FIRST_ITEMS:]
+    later = widgets[: len(widgets) - len(first)]
     await chat.clear()
-    await chat.add_history(widgets, skipped)
+    await jobs.clear()
+    await chat.add_history(first, skipped + len(later))
+    rows = job_rows(rebuilt.jobs, clock=jobs.clock())
+    first_rows = rows[-FIRST_JOBS:]
+    more_rows = rows[-JOBS_SHOWN:-FIRST_JOBS] if len(rows) > FIRST_JOBS else []
+    await jobs.restore(first_rows, older=rows[: len(rows) - len(first_rows)])
+    app.painted_session = rebuilt.session_id
+
+    async def rest() -> None:
+        await jobs.add_older(more_rows)
+        await chat.add_earlier(later, len(later))
+
+    if later or more_rows:
+        app.call_after_refresh(lambda: app.run_worker(rest(), group="resume-earlier"))
+
+
+async def show_replay(app: Any, rebuilt: Any) -> None:
+    """Show a reopened conversation (painting it unless `preview` already did), then its live
+    jobs: followed in live mode, marked as recorded when the stopped app's sandbox ran them."""
+    if getattr(app, "painted_session", None) != rebuilt.session_id:
+        await paint_replay(app, rebuilt)
     sandboxed = getattr(app.runtime, "mode", "") == "sandbox"
-    rows = job_rows(rebuilt.jobs, clock=jobs.clock(),
-                    stale_note="as recorded: the sandbox that ran it has stopped" if sandboxed else "")
-    await jobs.restore(rows)
-    if not sandboxed:  # live: fal still knows these requests, so follow the ones not ended
-        for row in rows:
-            if not row.is_done:
-                app.follow(row.endpoint_id, row.request_id)
+    for row in list(app.jobs.rows.values()):
+        if row.is_done:
+            continue
+        if sandboxed:
+            row.note("as recorded: the sandbox that ran it has stopped")
+        else:  # live: fal still knows these requests, so follow the ones not ended
+            app.follow(row.endpoint_id, row.request_id)
     title = rebuilt.title if len(rebuilt.title) <= 60 else rebuilt.title[:59] + "…"
     note = f"reopened chat {rebuilt.session_id} · “{title}” · {len(rebuilt.shown):,} items"
     if rebuilt.pending:
         names = ", ".join(p.name for p in rebuilt.pending)
         note += f" · {len(rebuilt.pending)} approval(s) were waiting when the app stopped ({names}): asking again"
-    await chat.add(NoticeMessage(note, kind="persona"))
+    await app.chat.add(NoticeMessage(note, kind="persona"))
+
+
+def read_replay(session_id: str | None) -> Any:
+    """The stored chat `session_id` (None: the latest), rebuilt for display only, straight from
+    the transcript file; None when there is none (blocking: call it in a thread)."""
+    from agent.locations import transcript_db
+    from agent.transcript.replay import replay
+    from agent.transcript.store import TranscriptError, TranscriptStore
+
+    path = transcript_db()
+    if not path.exists():
+        return None
+    store = TranscriptStore(path, enabled=False, secrets=())  # reading only: nothing to redact
+    try:
+        sid = store.resolve_session(session_id) if session_id else store.latest_conversation()
+        return replay(sid, store.events(sid), messages=False) if sid else None
+    except TranscriptError:
+        return None  # resume_into says why, once the runtime is up
+    finally:
+        store.close()
+
+
+async def preview(app: Any, session_id: str | None) -> None:
+    """Paint the chat being reopened from the transcript while the runtime is still being
+    built (LangChain, the sandbox), so it shows at once; `resume_into` then only hands the
+    conversation to the agent and asks any pending approval."""
+    try:
+        rebuilt = await asyncio.to_thread(read_replay, session_id)
+    except Exception:  # noqa: BLE001 - only the early paint is lost; resume_into reports problems
+        return
+    if rebuilt is None or app.runtime is not None:
+        return  # nothing stored, or the runtime was quicker: resume_into paints
+    app.resume = rebuilt.session_id  # the runtime reopens exactly this one
+    await paint_replay(app, rebuilt)
 
 
 async def resume_into(app: Any, session_id: str | None, *, wait: bool = True) -> bool:
@@ -223,8 +293,9 @@ async def resume_into(app: Any, session_id: str | None, *, wait: bool = True) ->
     `wait=False` when called while the runtime is being set up (before `ready`)."""
     from agent.tui.turn import readable_error
 
-    if wait:
+    if wait:  # reopened from the picker: whatever the chat shows now gets replaced
         await app.ready.wait()
+        app.painted_session = None
     runtime = app.runtime
     if runtime is None or not callable(getattr(runtime, "resume_session", None)):
         await app.chat.add(ErrorMessage("cannot reopen a chat: " + (app.runtime_error or "this runtime keeps no transcript")))

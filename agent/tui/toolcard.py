@@ -56,7 +56,8 @@ class ToolCard(Vertical):
             yield Static(f"arguments:\n{pretty_json(self.args)}", markup=False, classes="args")
             yield Static("", markup=False, classes="json")
         with Horizontal(classes="status-row"):
-            yield LoadingIndicator()
+            if not self.done:  # a card finished before it mounts (a reopened chat) needs none
+                yield LoadingIndicator()
             yield Static("running…", markup=False, classes="summary")
 
     def on_mount(self) -> None:
