@@ -113,6 +113,47 @@ class _Guard:
         return False
 
 
+class _Deadline:
+    """One timer per connection for its current deadline (headers, then body); past it the
+    sender gets 408 (unless an answer was already started) and is closed. Mixed into uvicorn's
+    protocols, which provide ``loop``, ``transport`` and ``cycle``."""
+
+    loop: asyncio.AbstractEventLoop
+    transport: Any
+    cycle: Any
+    _deadline: float | None = None
+    _timer: asyncio.TimerHandle | None = None
+
+    def _set_deadline(self, when: float) -> None:
+        self._deadline = when
+        timer = self._timer
+        if timer is None or timer.when() > when:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _stop_timer(self) -> None:
+        self._deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return
+        if self.loop.time() < deadline:  # moved on since: wait for the new deadline
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+            return
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if self.cycle is None or self.cycle.response_complete or not self.cycle.response_started:
+            transport.write(_408)
+        transport.close()
+
+
 def _guarded(base: type) -> type:
     """`base` (uvicorn's httptools protocol) with header limits, timers and connection accounting.
 
@@ -125,7 +166,7 @@ def _guarded(base: type) -> type:
     """
     import httptools
 
-    class Guarded(base):  # type: ignore[valid-type, misc]
+    class Guarded(_Deadline, base):  # type: ignore[valid-type, misc]
         def __init__(self, *args: Any, guard: _Guard, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.guard = guard
@@ -138,8 +179,6 @@ def _guarded(base: type) -> type:
             self._head_bytes = 0
             self._fields = 0
             self._refusal: bytes | None = None
-            self._deadline: float | None = None
-            self._timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -148,34 +187,9 @@ def _guarded(base: type) -> type:
             self._set_deadline(self.loop.time() + self._head_s)
 
         def connection_lost(self, exc: Exception | None) -> None:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._stop_timer()
             self.guard.closed(self)
             super().connection_lost(exc)
-
-        def _set_deadline(self, when: float) -> None:
-            self._deadline = when
-            timer = self._timer
-            if timer is None or timer.when() > when:
-                if timer is not None:
-                    timer.cancel()
-                self._timer = self.loop.call_at(when, self._on_timer)
-
-        def _on_timer(self) -> None:
-            self._timer = None
-            deadline = self._deadline
-            if deadline is None:
-                return
-            if self.loop.time() < deadline:  # moved on since: wait for the new deadline
-                self._timer = self.loop.call_at(deadline, self._on_timer)
-                return
-            transport = self.transport
-            if transport.is_closing():
-                return
-            if self.cycle is None or self.cycle.response_complete or not self.cycle.response_started:
-                transport.write(_408)
-            transport.close()
 
         def _refuse(self, answer: bytes) -> None:
             transport = self.transport
@@ -241,22 +255,53 @@ def _guarded(base: type) -> type:
 
 
 def _guarded_h11(base: type) -> type:
-    """uvicorn's h11 protocol with connection accounting only (its head limit is h11's
-    incomplete-event size, its idle one timeout_keep_alive; no header or body timers)."""
+    """uvicorn's h11 protocol with connection accounting and the same header and body timers
+    (its head limit is h11's incomplete-event size, its idle one timeout_keep_alive)."""
     import h11
 
-    class GuardedH11(base):  # type: ignore[valid-type, misc]
+    done = (h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR)
+
+    class GuardedH11(_Deadline, base):  # type: ignore[valid-type, misc]
         def __init__(self, *args: Any, guard: _Guard, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.guard = guard
+            self._head_s = guard.limits.header_timeout_s
+            self._body_s = guard.limits.body_timeout_s
+            self._in_body = False
 
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self.guard.members.add(self)
+            self._set_deadline(self.loop.time() + self._head_s)
 
         def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_timer()
             self.guard.closed(self)
             super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._deadline is None and self.conn.their_state is h11.IDLE:  # the next request begins
+                self._set_deadline(self.loop.time() + self._head_s)
+            super().data_received(data)
+            self._track()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self.transport.is_closing():
+                return
+            if self.conn.their_state is h11.IDLE and self.conn.trailing_data[0]:  # a pipelined head, partly in
+                self._set_deadline(self.loop.time() + self._head_s)
+            self._track()
+
+        def _track(self) -> None:
+            """Move the deadline along with h11's view of the request: head, body, done."""
+            state = self.conn.their_state
+            if state is h11.SEND_BODY and not self._in_body:
+                self._in_body = True
+                self._set_deadline(self.loop.time() + self._body_s)
+            elif state in done:
+                self._in_body = False
+                self._deadline = None
 
         def send_400_response(self, msg: str) -> None:
             """uvicorn's answer to bytes that are not HTTP (or a head over the limit), in JSON."""

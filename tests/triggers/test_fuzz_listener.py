@@ -3,8 +3,8 @@
 Two levels. The ASGI app itself, called in-process with generated scopes and body chunks
 (fast, so many examples): every request is answered exactly once, 4xx/5xx with a JSON
 ``{"error": ...}`` unless it really was a validly signed fal delivery. And the raw protocol:
-generated request bytes over a loopback socket to the real uvicorn + httptools stack with its
-limits (short timeouts, so an incomplete request is a quick 408): the first answer is always
+generated request bytes over a loopback socket to the real uvicorn stack (httptools, and
+h11) with its limits (short timeouts, so an incomplete request is a quick 408): the first answer is always
 a JSON HTTP response. Example counts and per-request waits are bounded, so the module runs in
 seconds.
 """
@@ -195,10 +195,11 @@ LIMITS = WebhookSettings(header_timeout_s=0.5, body_timeout_s=0.5, keepalive_tim
                          max_header_bytes=4096, max_headers=32, max_body_bytes=4096)
 
 
-@pytest.fixture(scope="module")
-def raw_listener(tmp_path_factory):
+@pytest.fixture(scope="module", params=["httptools", "h11"])
+def raw_listener(request, tmp_path_factory):
     inbox = Inbox(tmp_path_factory.mktemp("fuzz-raw") / "inbox.sqlite3")
-    running = start_in_thread(settings=Settings(webhooks=LIMITS, no_log=True), jwks=JwksServer(SIGNER).cache(),
+    limits = LIMITS.model_copy(update={"http": request.param})
+    running = start_in_thread(settings=Settings(webhooks=limits, no_log=True), jwks=JwksServer(SIGNER).cache(),
                               inbox=inbox, rules=[], schedules=[], transcript=None, check="thread")
     yield running
     running.stop()

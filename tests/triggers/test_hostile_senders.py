@@ -254,6 +254,34 @@ def test_header_values_with_trailing_whitespace_verify(listener, signer, inbox):
     assert row is not None and row.user_id == "user-1"
 
 
+@pytest.mark.parametrize("case", ["silent", "half_head", "slow_body", "idle_then_half_head"])
+def test_h11_has_the_same_header_and_body_timers(jwks_server, inbox, signer, case):
+    """FAL_PERSONA_WEBHOOK_HTTP=h11 (no httptools): a sender that stops still gets 408 and is closed."""
+    settings = Settings(webhooks=WebhookSettings(http="h11", header_timeout_s=HEADER_S, body_timeout_s=BODY_S,
+                                                 keepalive_timeout_s=5.0), no_log=True)
+    running = start_in_thread(settings=settings, jwks=jwks_server.cache(), inbox=inbox, transcript=None,
+                              rules=[], schedules=[])
+    body = fal_body("h11-1")
+    try:
+        sock = connect(running)
+        try:
+            if case == "half_head":
+                sock.sendall(b"POST /webhooks/fal HTTP/1.1\r\nHost: listener\r\nX-Fal-Webhook-Requ")
+            elif case == "slow_body":
+                sock.sendall(request_bytes(b"", signer.headers(body, "h11-1"), length=len(body)) + body[:10])
+            elif case == "idle_then_half_head":  # one request served, then half of the next
+                sock.sendall(request_bytes(body, signer.headers(body, "h11-1")))
+                assert read_response(sock)[0] == 200
+                sock.sendall(b"POST /webhooks/fal HTTP/1.1\r\nHost: l")
+            answer, took = read_until_closed(sock)
+        finally:
+            sock.close()
+    finally:
+        running.stop()
+    assert answer.startswith(b"HTTP/1.1 408 ") and answer.endswith(b'{"error":"timeout"}'), answer[:200]
+    assert took < max(HEADER_S, BODY_S) + 1.0
+
+
 @pytest.mark.parametrize("http", ["httptools", "h11"])
 @pytest.mark.parametrize("check", ["thread", "process"])
 def test_header_values_lose_surrounding_whitespace_on_either_parser_and_intake(jwks_server, inbox, signer,
