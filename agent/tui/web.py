@@ -25,6 +25,7 @@ import signal
 import socket
 import sys
 from collections.abc import MutableMapping, Sequence
+from pathlib import Path
 from typing import TextIO
 
 from aiohttp import WSMsgType, web
@@ -36,6 +37,7 @@ from tools.errors import AppError
 
 _log = logging.getLogger(__name__)
 
+MAX_SESSIONS = 16  # tabs at once: each is a process with its own sandbox and runtime
 STOP_TIMEOUT_S = 10.0  # a child that ignores "quit" this long is left to its parent-death signal
 CHILD_FLAG = "--web-child"
 
@@ -95,11 +97,13 @@ class WebApp:
     `services` holds the live children so a stop can tell each to quit. (No `/download` route:
     the app saves media on the server's disk and never delivers files to the browser.)"""
 
-    def __init__(self, command: str, *, port: int, token: str | None, title: str = "fal-persona") -> None:
-        from textual_serve.server import Server
+    def __init__(self, command: str, *, port: int, token: str | None, title: str = "fal-persona",
+                 max_sessions: int = MAX_SESSIONS) -> None:
+        import textual_serve
 
         self.command, self.port, self.token, self.title = command, port, token, title
-        self.statics_path = Server(command).statics_path  # the bundled textual.js, css, fonts
+        self.max_sessions = max_sessions
+        self.statics_path = Path(textual_serve.__file__).parent / "static"  # textual.js, css, fonts
         self.download_manager = DownloadManager()  # AppService requires one
         self.services: set[AppService] = set()
 
@@ -124,6 +128,8 @@ class WebApp:
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         """One browser tab: a child TUI for as long as the socket is open."""
+        if len(self.services) >= self.max_sessions:
+            raise web.HTTPServiceUnavailable(text=f"{self.max_sessions} sessions are open; close a tab\n")
         ws = web.WebSocketResponse(heartbeat=15)
         await ws.prepare(request)
         width, height = _size(request.query.get("width"), 80), _size(request.query.get("height"), 24)

@@ -277,6 +277,16 @@ async def test_loopback_refuses_other_host_names_and_cross_origin_websockets() -
         assert (await client.get("/ws", headers=evil)).status == 403
         page = await (await client.get("/", headers={"Host": "localhost:8790"})).text()
         assert 'data-session-websocket-url="ws://localhost:8790/ws"' in page  # built from the Host
+        assert (await client.get("/static/js/textual.js")).status == 200
+
+
+async def test_sessions_beyond_the_cap_are_refused() -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    app = web.WebApp("exit 1", port=1, token=None, max_sessions=0).build()
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        resp = await client.get("/ws")
+        assert resp.status == 503 and "sessions are open" in await resp.text()
 
 
 async def test_token_gate_off_loopback_in_process() -> None:
