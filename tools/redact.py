@@ -283,7 +283,11 @@ def redact_text(value: str, extra: Iterable[str] = ()) -> str:
 class StreamRedactor:
     """Redacts text that arrives in pieces (streamed tokens) without showing a key split
     across two pieces: text is released up to its last whitespace (no form of a valid key
-    holds one), redacted together with what came before it in the same stream."""
+    holds one), redacted together with what came just before it in the same stream (so a
+    shape such as `Key id:secret` is seen whole). Each release costs the piece plus a bounded
+    window of earlier text, never the whole stream."""
+
+    WINDOW = 256
 
     def __init__(self, redactor: Redactor | None = None) -> None:
         self._redactor = redactor
@@ -296,11 +300,12 @@ class StreamRedactor:
 
     def feed(self, piece: str) -> str:
         """The part of the stream that can be shown now (may be empty)."""
+        start = len(self._raw)
         self._raw += piece
-        cut = max(self._raw.rfind(c) for c in " \n\t\r")
-        if cut + 1 <= self._released:
+        cut = max(piece.rfind(c) for c in " \n\t\r")
+        if cut < 0:
             return ""
-        return self._release(cut + 1)
+        return self._release(start + cut + 1)
 
     def flush(self) -> str:
         """Everything still held back, redacted; the stream starts afresh after it."""
@@ -309,15 +314,24 @@ class StreamRedactor:
         return out
 
     def _release(self, upto: int) -> str:
-        shown = self._red().text(self._raw[:upto])
-        self._released = upto
+        red = self._red()
+        text = self._raw[:upto]
+        # Text with no secret's form and no credential word redacts to itself: skip the work.
+        shown = text if text.isascii() and red.clean_json(text) else red.text(text)
         if shown.startswith(self._shown):
             new = shown[len(self._shown):]
         else:  # a later piece changed how earlier text redacts: show the rest from the change on
             common = next((i for i, (a, b) in enumerate(zip(shown, self._shown)) if a != b),
                           min(len(shown), len(self._shown)))
             new = shown[common:]
-        self._shown = shown
+        self._released, self._shown = upto, shown
+        window = max(self.WINDOW, 2 * red.longest)
+        if upto > window + 64:  # forget released text far behind, from a whitespace on
+            drop = next((i + 1 for i in range(upto - window, upto) if self._raw[i] in " \n\t\r"), 0)
+            if drop:
+                self._raw = self._raw[drop:]
+                self._released = upto - drop
+                self._shown = red.text(self._raw[:self._released])
         return new
 
 

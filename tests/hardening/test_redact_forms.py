@@ -115,3 +115,19 @@ def test_remembered_secrets_reach_every_redaction():
     assert tools_redact.redact_text("x remembered-secret0") == f"x {MASK}"
     tools_redact.forget_secrets()
     assert tools_redact.redact_text("x remembered-secret0") == "x remembered-secret0"
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 3000), st.lists(st.integers(1, 9), min_size=1, max_size=5))
+def test_a_long_stream_past_the_window_is_still_redacted_whole(where, cuts):
+    words = [f"w{i}" for i in range(1500)]
+    words.insert(where // 2, f"Authorization: Key {KEY}")
+    words.insert(where, f"Bearer {SECRET}")
+    text = " ".join(words) + " " + KEY
+    stream, shown, i, n = StreamRedactor(Redactor([KEY])), [], 0, 0
+    while i < len(text):
+        step = cuts[n % len(cuts)]
+        shown.append(stream.feed(text[i:i + step]))
+        i, n = i + step, n + 1
+    shown.append(stream.flush())
+    assert "".join(shown) == Redactor([KEY]).text(text)
