@@ -42,11 +42,24 @@ class App:
         env = (f"env -u FAL_KEY -u TMUX -u FAL_QUEUE_BASE_URL -u FAL_API_BASE_URL FAL_PERSONA_HOME={home} "
                f"OPENAI_BASE_URL={model_url} OPENAI_API_KEY=sk-test-not-a-real-key LANGSMITH_TRACING=false "
                f"TERM=xterm-256color")
-        cmd = f"echo $$ > {self.pidfile}; exec {env} {BIN} {' '.join(args)}"
+        go = cwd / f"{self.name}.go"
+        # The app starts only once the window has its size (other tmux clients of this server
+        # may change the default meanwhile): it waits for `go`, bounded.
+        cmd = (f"for i in $(seq 200); do [ -e {go} ] && break; sleep 0.05; done; "
+               f"echo $$ > {self.pidfile}; exec {env} {BIN} {' '.join(args)}")
         subprocess.run(["tmux", "new-session", "-d", "-x", "170", "-y", "100", "-s", self.name, cmd],
                        check=True, cwd=cwd)
-        # Fixed, whatever other tmux clients of this server do (resize-window makes it manual).
-        subprocess.run(["tmux", "resize-window", "-t", self.name, "-x", "170", "-y", "100"], check=True)
+        deadline = time.monotonic() + 10
+        while True:
+            subprocess.run(["tmux", "resize-window", "-t", self.name, "-x", "170", "-y", "100"], check=True)
+            size = subprocess.run(["tmux", "display", "-p", "-t", self.name, "#{window_width}x#{window_height}"],
+                                  capture_output=True, text=True).stdout.strip()
+            if size == "170x100":
+                break
+            if time.monotonic() > deadline:
+                pytest.fail(f"the tmux window stayed {size}")
+            time.sleep(0.05)
+        go.touch()
         self.pid = self._read_pid()
 
     def _read_pid(self) -> int:
