@@ -22,7 +22,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 from tools.errors import AppError
 
@@ -31,7 +31,9 @@ PREVIEW_MAX_BYTES = 50 * 1024 * 1024
 MAX_FILE_BYTES = 512 * 1024 * 1024
 DEFAULT_MAX_BYTES = PREVIEW_MAX_BYTES
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
-MEDIA_EXTS = IMAGE_EXTS + (".mp4", ".webm", ".mov", ".mp3", ".wav", ".ogg", ".glb", ".obj")
+VIDEO_EXTS = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".m4v")
+AUDIO_EXTS = (".mp3", ".wav", ".ogg", ".flac", ".m4a", ".aac", ".opus")
+MEDIA_EXTS = IMAGE_EXTS + VIDEO_EXTS + AUDIO_EXTS + (".glb", ".obj")
 
 
 class MediaError(AppError):
@@ -46,23 +48,63 @@ class MediaDownloadError(MediaError):
     """The download failed (network, HTTP status, bad data URL)."""
 
 
+# A result's key says what the file is when its type would not: fal's image-to-video in the
+# sandbox returns an animated GIF (`image/gif`) under `video`.
+VIDEO_KEYS = frozenset({"video", "videos", "video_url"})
+AUDIO_KEYS = frozenset({"audio", "audios", "audio_file", "audio_url", "speech"})
+MediaKind = Literal["image", "video", "audio", "file"]
+
+
+def kind_of(content_type: str = "", name: str = "", key: str = "") -> MediaKind:
+    """What a file is: image, video, audio, or file; from the result's key, the content type,
+    then the name's extension (a `data:` URL's own type counts as a content type)."""
+    if key in VIDEO_KEYS:
+        return "video"
+    if key in AUDIO_KEYS:
+        return "audio"
+    ctype = content_type.lower()
+    if not ctype and name.startswith("data:"):
+        ctype = name[5:].split(";", 1)[0].split(",", 1)[0].lower()
+    major = ctype.split("/", 1)[0]
+    if major == "image":
+        return "image"
+    if major == "video":
+        return "video"
+    if major == "audio":
+        return "audio"
+    if name.startswith("data:"):
+        return "file"
+    suffix = Path(urlparse(name).path or name).suffix.lower()
+    if suffix in IMAGE_EXTS:
+        return "image"
+    if suffix in VIDEO_EXTS:
+        return "video"
+    if suffix in AUDIO_EXTS:
+        return "audio"
+    return "file"
+
+
 @dataclass(frozen=True)
 class MediaRef:
-    """One piece of media found in a result."""
+    """One piece of media found in a result. `key` is the field it sat under (`video`,
+    `audio`, `images`...), `duration` the seconds the result states, when it does."""
 
     url: str
     content_type: str = ""
     width: int | None = None
     height: int | None = None
+    key: str = ""
+    duration: float | None = None
+
+    @property
+    def kind(self) -> MediaKind:
+        """image, video, audio or file (see `kind_of`)."""
+        return kind_of(self.content_type, self.url, self.key)
 
     @property
     def is_image(self) -> bool:
-        """True when the content type or the URL says image."""
-        if self.content_type:
-            return self.content_type.startswith("image/")
-        if self.url.startswith("data:image/"):
-            return True
-        return urlparse(self.url).path.lower().endswith(IMAGE_EXTS)
+        """True when it is a still image (not an animated GIF standing for a video)."""
+        return self.kind == "image"
 
 
 def _looks_like_media(obj: dict[str, Any]) -> bool:
@@ -77,13 +119,20 @@ def _looks_like_media(obj: dict[str, Any]) -> bool:
     return urlparse(url).path.lower().endswith(MEDIA_EXTS)
 
 
+def _number(value: Any) -> float | None:
+    """A positive finite number from a result field, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if 0 < value < float("inf") else None
+
+
 def find_media(result: Any, limit: int = 16) -> list[MediaRef]:
     """Every media object in `result` (depth-first, de-duplicated, at most `limit`)."""
     found: list[MediaRef] = []
     seen: set[str] = set()
-    stack: list[Any] = [result]
+    stack: list[tuple[str, Any]] = [("", result)]
     while stack and len(found) < limit:
-        node = stack.pop()
+        key, node = stack.pop()
         if isinstance(node, dict):
             if _looks_like_media(node) and node["url"] not in seen:
                 seen.add(node["url"])
@@ -93,13 +142,27 @@ def find_media(result: Any, limit: int = 16) -> list[MediaRef]:
                         content_type=str(node.get("content_type") or ""),
                         width=node.get("width") if isinstance(node.get("width"), int) else None,
                         height=node.get("height") if isinstance(node.get("height"), int) else None,
+                        key=key,
+                        duration=_number(node.get("duration")),
                     )
                 )
                 continue
-            stack.extend(reversed(list(node.values())))
+            stack.extend(reversed([(str(k), v) for k, v in node.items()]))
         elif isinstance(node, list):
-            stack.extend(reversed(node))
+            stack.extend(reversed([(key, v) for v in node]))  # list items keep their field's name
     return found
+
+
+def text_result(result: Any) -> str | None:
+    """The text a media-free result carries at its top level (speech-to-text's `text`, an
+    LLM endpoint's `output`), or None."""
+    if not isinstance(result, dict) or find_media(result, limit=1):
+        return None
+    for key in ("text", "output", "transcript", "transcription"):
+        value = result.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
 
 
 def decode_data_url(url: str, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[bytes, str]:

@@ -31,12 +31,53 @@ async def run_slash(app: Any, slash: Slash, text: str) -> None:
         await export(app, slash.params[0])
     elif slash.action == "quit":
         app.exit()
+    elif slash.action == "attach":
+        await attach_files(app, [slash.params[0]])
+    elif slash.action == "detach":
+        await detach(app, slash.params[0] if slash.params else None)
     elif slash.tool and slash.action == "latest":
         await app.chat.add(UserMessage(text))
         app.start_turn(text, slash.tool, None)  # resolved when it runs (it may wait behind a turn)
     elif slash.tool:
         await app.chat.add(UserMessage(text))
         app.start_turn(text, slash.tool, slash.args)
+
+
+async def attach_files(app: Any, paths: list[str]) -> None:
+    """Attach each file to the next request (a chip above the prompt); a path that is not a
+    readable file is an error in the chat and attaches nothing."""
+    from agent.tui.attachments import AttachmentError, attach, human_size
+
+    for raw in paths:
+        try:
+            item = attach(raw)
+        except AttachmentError as exc:
+            await app.chat.add(ErrorMessage(str(exc)))
+            continue
+        if await app.attachments.add(item):
+            app.notify(f"attached {item.name} ({item.kind}, {human_size(item.size)}): it goes "
+                       "with your next request", timeout=3)
+        else:
+            app.notify(f"{item.name} is attached already", severity="warning", timeout=3)
+
+
+async def detach(app: Any, which: str | None) -> None:
+    """Take one attached file off (by number, name or path), or all of them."""
+    bar = app.attachments
+    if not bar.files:
+        app.notify("nothing is attached", severity="warning", timeout=2)
+        return
+    if which is None:
+        count = len(await bar.take())
+        app.notify(f"detached {count} file{'s' if count != 1 else ''}", timeout=2)
+        return
+    item = bar.find(which)
+    if item is None:
+        names = ", ".join(f"{i}. {f.name}" for i, f in enumerate(bar.files, 1))
+        await app.chat.add(ErrorMessage(f"no attached file {which!r}; attached: {names}"))
+        return
+    await bar.remove_file(item)
+    app.notify(f"detached {item.name}", timeout=2)
 
 
 def latest_request(app: Any) -> dict[str, str]:

@@ -25,6 +25,7 @@ from textual.message import Message
 from textual.widgets import Footer
 
 from agent.tui import runtime_glue as glue
+from agent.tui.attachments import AttachmentBar, attached_line, request_text
 from agent.tui.chat import AnswerMessage, ChatView, ErrorMessage, NoticeMessage, UserMessage
 from agent.tui.commands import parse_slash, welcome_markdown
 from agent.tui.header import StatusHeader
@@ -134,6 +135,7 @@ class FalPersonaApp(App):
         self._chat = ChatView(max_mounted=self.max_mounted, id="chat")
         self._jobs = JobsPanel(clock=self.clock, id="jobs")
         self._jobs.on_outcome = self._job_outcome
+        self._attachments = AttachmentBar(id="attachments")
         self._prompt = PromptInput(InputHistory(self.history_path), self.keys, id="prompt",
                                    placeholder="Type a request, or /help. Enter sends, ctrl+j adds a line.")
         yield self._header
@@ -142,12 +144,17 @@ class FalPersonaApp(App):
                 yield self._chat
                 yield self._chat.marker
             yield self._jobs
+        yield self._attachments
         yield self._prompt
         yield Footer()
 
     @property
     def chat(self) -> ChatView:
         return self._chat
+
+    @property
+    def attachments(self) -> AttachmentBar:
+        return self._attachments
 
     @property
     def jobs(self) -> JobsPanel:
@@ -260,8 +267,29 @@ class FalPersonaApp(App):
         if text.startswith("/"):
             await self._slash(text)
             return
-        await self.chat.add(UserMessage(text))
-        self.start_turn(text)
+        files = await self.attachments.take()  # they go with this request, then the chips clear
+        await self.chat.add(UserMessage(text + ("\n" + attached_line(files) if files else "")))
+        if files and not self.ready.is_set():  # which model reads them is known once it is up
+            self.run_worker(self._send_when_ready(text, files), group="attach-send")
+            return
+        self.start_turn(request_text(text, files, offline=self._offline_planner()))
+
+    async def _send_when_ready(self, text: str, files: list[Any]) -> None:
+        await self.ready.wait()
+        self.start_turn(request_text(text, files, offline=self._offline_planner()))
+
+    def _offline_planner(self) -> bool:
+        offline = getattr(self.settings, "uses_offline_planner", None)
+        if offline is None and self.runtime is not None:
+            offline = "offline" in glue.model_name(self.runtime).lower()
+        return bool(offline)
+
+    @on(PromptInput.PathsPasted)
+    @at_edge("a pasted path")
+    async def _paths_pasted(self, event: PromptInput.PathsPasted) -> None:
+        from agent.tui.actions import attach_files
+
+        await attach_files(self, event.paths)
 
     def start_turn(self, text: str, tool: str | None = None, args: dict | None = None) -> None:
         """Run now, or queue behind the running turn (nothing typed is ever dropped)."""

@@ -28,6 +28,8 @@ SLASH_HELP: dict[str, tuple[str, str]] = {
     "watch": ("/watch [ENDPOINT ID]", "follow a request's progress live (no ids: the latest)"),
     "result": ("/result [ENDPOINT ID]", "fetch a finished request's result (no ids: the latest)"),
     "cancel": ("/cancel [ENDPOINT ID]", "cancel a request (asks first; no ids: the latest)"),
+    "attach": ("/attach PATH · /detach [N]", "attach a file to the next request (Tab completes "
+               "the path; or paste/drop it), take one off (no N: all)"),
     "persona": ("/persona [NAME]", "switch persona (no name: pick from a list)"),
     "export": ("/export md|jsonl", "export this session's transcript to a file"),
     "clear": ("/clear", "clear the chat (the transcript keeps everything)"),
@@ -45,6 +47,12 @@ def _usage(name: str) -> str:
 
 def parse_slash(text: str) -> Slash:
     """Parse `/name args...`; unknown names and bad arguments come back with `error` set."""
+    head, _, raw_rest = text.strip()[1:].partition(" ")
+    if head.lower() in ("attach", "detach"):  # the rest is one path, as typed (spaces, quotes)
+        rest_text = raw_rest.strip()
+        if head.lower() == "attach" and not rest_text:
+            return Slash(error="usage: /attach PATH (Tab completes it)")
+        return Slash(action=head.lower(), params=(rest_text,) if rest_text else ())
     try:
         parts = shlex.split(text.strip()[1:])
     except ValueError as exc:

@@ -1,9 +1,12 @@
-"""Inline media: a preview (graphics protocol or half-blocks) with Save and Open buttons."""
+"""Inline results: media previews (graphics protocol or half-blocks) and text, each with Save
+and Open buttons. Images show as they are, videos their first frame and length, audio a
+waveform strip and its length (`agent.tui.mediainfo`), text results (speech-to-text) inline."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from io import BytesIO
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,8 @@ from agent.media import MediaError, MediaRef
 log = logging.getLogger(__name__)
 
 PREVIEW_WIDTH = 48
+ICONS = {"image": "🖼", "video": "▶", "audio": "♪", "file": "□"}
+TEXT_SHOWN_CHARS = 2000
 
 
 def graphics_image_class() -> Any:
@@ -38,20 +43,30 @@ class MediaPreview(Vertical):
         self.shown = False  # the preview (or why there is none) is on screen
 
     def compose(self):
-        kind = "image" if self.ref.is_image else (self.ref.content_type or "file")
-        size = f" {self.ref.width}×{self.ref.height}" if self.ref.width and self.ref.height else ""
-        label = self.ref.url if not self.ref.url.startswith("data:") else "inline data"
-        yield Static(f"🖼 {kind}{size} · {label[:80]}", markup=False, classes="media-title")
+        yield Static(self._title(), markup=False, classes="media-title")
         yield Static("loading preview…", classes="media-body")
         with Horizontal(classes="media-actions"):
             yield Button("Save", id="save-media", compact=True)
             yield Button("Open", id="open-media", compact=True)
 
+    def _title(self, duration: float | None = None, size: tuple[int | None, int | None] = (None, None)) -> str:
+        """`▶ video 256×256 · 3.0 s · <url>`: what it is, as far as it is known yet."""
+        from agent.tui.mediainfo import format_duration
+
+        kind = self.ref.kind
+        named = kind if kind != "file" else (self.ref.content_type or "file")
+        width, height = size if size[0] else (self.ref.width, self.ref.height)
+        dims = f" {width}×{height}" if width and height else ""
+        length = format_duration(duration if duration is not None else self.ref.duration)
+        label = self.ref.url if not self.ref.url.startswith("data:") else "inline data"
+        return f"{ICONS[kind]} {named}{dims}" + (f" · {length}" if length else "") + f" · {label[:80]}"
+
     def on_mount(self) -> None:
-        if self.ref.is_image:
+        if self.ref.kind != "file":
             self.load()
         else:
             self.query_one(".media-body", Static).update("(no preview for this type)")
+            self.shown = True
 
     @work(exclusive=True, group="media-load")
     async def load(self) -> None:
@@ -67,28 +82,82 @@ class MediaPreview(Vertical):
                 self.data, _ = await download(self.ref.url, timeout_s=30)
                 await asyncio.to_thread(media_cache.keep, self.ref.url, self.data)
             await self._show(self.data)
-        except MediaError as exc:
+        except (MediaError, ValueError) as exc:
             body.update(f"preview unavailable: {exc}")
-        except Exception as exc:  # a corrupt image must not take the chat down
+        except Exception as exc:  # a corrupt file must not take the chat down
             log.warning("preview of %s failed", self.ref.url[:200], exc_info=True)
             body.update(f"preview unavailable: {type(exc).__name__}")
         self.shown = True
 
     async def _show(self, data: bytes) -> None:
+        kind = self.ref.kind
+        if kind == "video":
+            await self._show_video(data)
+        elif kind == "audio":
+            self._show_audio(data)
+        else:
+            from PIL import Image as PILImage
+
+            with PILImage.open(BytesIO(data)) as img:
+                img.load()
+                await self._show_picture(img.copy())
+
+    async def _show_picture(self, picture: Any, caption: str = "") -> None:
+        """A PIL image in the body: through the graphics protocol when on, else half-blocks."""
         body = self.query_one(".media-body", Static)
         graphics = graphics_image_class()
         if graphics is not None:
-            from io import BytesIO
-
-            from PIL import Image as PILImage
-
-            widget = graphics(PILImage.open(BytesIO(data)), classes="media-graphic")
+            widget = graphics(picture, classes="media-graphic")
             await self.mount(widget, after=body)
-            await body.remove()
+            if caption:
+                body.update(caption)
+                self.move_child(body, after=widget)
+            else:
+                await body.remove()
             return
+        from rich.console import Group
+        from rich.text import Text
+
         from agent.tui.halfblock import HalfBlockImage
 
-        body.update(HalfBlockImage.from_bytes(data, width=PREVIEW_WIDTH))
+        image = HalfBlockImage(picture, width=PREVIEW_WIDTH)
+        body.update(Group(image, Text(caption, style="dim")) if caption else image)
+
+    async def _show_video(self, data: bytes) -> None:
+        """The first frame with the length; a length-only card when there is no decoder."""
+        from agent.tui.mediainfo import decode_video, format_duration
+
+        info = decode_video(data)
+        duration = info.duration if info.duration is not None else self.ref.duration
+        self.query_one(".media-title", Static).update(self._title(duration, (info.width, info.height)))
+        length = format_duration(duration) or "length unknown"
+        if info.frame is None:
+            self.query_one(".media-body", Static).update(
+                f"▶ {length} · {self.ref.content_type or 'video'}: no decoder here for a frame; "
+                "Open plays it in the system player")
+            return
+        frames = f"{info.frames} frames · " if info.frames and info.frames > 1 else ""
+        await self._show_picture(info.frame, f"▶ first frame · {frames}{length}")
+
+    def _show_audio(self, data: bytes) -> None:
+        """A waveform strip with the length (WAV); other formats: the length the result states."""
+        from rich.console import Group
+        from rich.text import Text
+
+        from agent.tui.mediainfo import decode_wav, format_duration, waveform
+
+        body = self.query_one(".media-body", Static)
+        try:
+            info = decode_wav(data, columns=PREVIEW_WIDTH)
+        except ValueError:
+            length = format_duration(self.ref.duration) or "length unknown"
+            body.update(f"♪ {length} · {self.ref.content_type or 'audio'}: the waveform is drawn "
+                        "for WAV only; Open plays it")
+            return
+        self.query_one(".media-title", Static).update(self._title(info.duration))
+        channels = {1: "mono", 2: "stereo"}.get(info.channels, f"{info.channels} channels")
+        caption = f"♪ {format_duration(info.duration)} · {info.rate / 1000:g} kHz {channels}"
+        body.update(Group(waveform(info.peaks), Text(caption, style="dim")))
 
     async def save(self) -> Path:
         """Save to the media folder (reusing downloaded bytes)."""
@@ -135,3 +204,61 @@ async def save_and_report(widget: Any, save: Callable[[], Awaitable[Path]], *, o
         widget.app.notify(problem or f"opened {path.name}", severity="warning" if problem else "information")
     else:
         widget.app.notify(f"saved to {path}")
+
+
+class TextResult(Vertical):
+    """A result that is text (speech-to-text's transcript, an LLM endpoint's output), shown
+    inline; Save writes it to a `.txt` file in the media folder, Open saves and opens that."""
+
+    def __init__(self, text: str, *, stem: str = "") -> None:
+        super().__init__(classes="media text-result")
+        self.text, self.stem = text, stem
+        self.saved_path: Path | None = None
+        self.shown = True
+
+    def compose(self):
+        words = len(self.text.split())
+        yield Static(f"✎ text · {words} word{'s' if words != 1 else ''} · {len(self.text):,} characters",
+                     markup=False, classes="media-title")
+        shown = self.text if len(self.text) <= TEXT_SHOWN_CHARS else (
+            self.text[:TEXT_SHOWN_CHARS] + "\n… (Save keeps all of it)")
+        yield Static(shown, markup=False, classes="media-body text-body")
+        with Horizontal(classes="media-actions"):
+            yield Button("Save", id="save-media", compact=True)
+            yield Button("Open", id="open-media", compact=True)
+
+    async def save(self) -> Path:
+        """Write the text to a fresh `.txt` in the media folder."""
+        from agent.locations import media_dir
+        from agent.media import save_bytes
+
+        self.saved_path = await asyncio.to_thread(save_bytes, self.text.encode("utf-8"), media_dir(),
+                                                  self.stem or "text", ".txt")
+        return self.saved_path
+
+    @on(Button.Pressed, "#save-media")
+    async def _save_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        await save_and_report(self, self.save, open_after=False)
+
+    @on(Button.Pressed, "#open-media")
+    async def _open_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+
+        async def saved() -> Path:
+            return self.saved_path or await self.save()
+
+        await save_and_report(self, saved, open_after=True)
+
+
+def result_widgets(result: Any, endpoint: str, request_id: str, limit: int = 4) -> list[Vertical]:
+    """The chat widgets for one result: a preview per media file (at most `limit`), else its
+    text inline when it is a text result; [] when it holds neither."""
+    from agent.media import find_media, text_result
+
+    base = f"{(endpoint or 'job').replace('/', '-')}-{request_id[:8]}"
+    refs = find_media(result, limit=limit)
+    if refs:
+        return [MediaPreview(ref, stem=base + (f"-{i + 1}" if i else "")) for i, ref in enumerate(refs)]
+    text = text_result(result)
+    return [TextResult(text, stem=base)] if text is not None else []

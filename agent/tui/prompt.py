@@ -1,4 +1,5 @@
-"""The prompt: a TextArea that sends on Enter, adds a newline on ctrl+j, walks history."""
+"""The prompt: a TextArea that sends on Enter, adds a newline on ctrl+j, walks history,
+completes paths after `/attach ` on Tab, and attaches a pasted (or dropped) file path."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ class PromptInput(TextArea):
 
         text: str
 
+    @dataclass
+    class PathsPasted(Message):
+        """A paste that was nothing but paths of existing files (a drag-and-drop)."""
+
+        paths: list[str]
+
     def __init__(self, history: InputHistory | None = None, keys: dict[str, str] | None = None,
                  **kw) -> None:
         super().__init__(soft_wrap=True, show_line_numbers=False, tab_behavior="focus", **kw)
@@ -35,8 +42,44 @@ class PromptInput(TextArea):
         self.text = text
         self.move_cursor(self.document.end)
 
+    async def _on_paste(self, event: events.Paste) -> None:
+        """A pasted file path attaches the file, unless a command is being typed (then the
+        path is text, e.g. after `/attach `)."""
+        from agent.tui.attachments import pasted_paths
+
+        if not self.text.lstrip().startswith("/"):
+            paths = pasted_paths(event.text)
+            if paths:
+                event.stop()
+                event.prevent_default()
+                self.post_message(self.PathsPasted(paths))
+                return
+        await super()._on_paste(event)
+
+    def _complete(self) -> bool:
+        """Tab after `/attach `: complete the path; several matches are listed. True when handled."""
+        from agent.tui.attachments import complete_path
+
+        text = self.text
+        head = "/attach "
+        if "\n" in text or not text.lower().startswith(head):
+            return False
+        typed = text[len(head):].lstrip()
+        completed, candidates = complete_path(typed)
+        if completed != typed:
+            self._set_text(head + completed)
+        if candidates:
+            self.notify("  ".join(candidates), title="matches", timeout=4)
+        elif completed == typed:
+            self.app.bell()
+        return True
+
     async def _on_key(self, event: events.Key) -> None:
         key = event.key
+        if key == "tab" and self._complete():
+            event.stop()
+            event.prevent_default()
+            return
         if key in self.send_keys:
             event.stop()
             event.prevent_default()

@@ -38,32 +38,35 @@ def progress_text(data: dict[str, Any]) -> str:
 
 
 def result_summary(result: Any, content: str) -> str:
-    """`2 images`, else the first line of what the tool said."""
-    from agent.media import find_media
+    """`2 images`, `1 video`, `1 audio`, `text: ...`, else the first line of what the tool said."""
+    from agent.media import find_media, text_result
 
     media = find_media(result)
     if media:
-        images = sum(1 for m in media if m.is_image)
-        if images == len(media):
-            return f"{images} image{'s' if images != 1 else ''}"
+        kinds = {m.kind for m in media}
+        if len(kinds) == 1 and "file" not in kinds:
+            kind = kinds.pop()
+            plural = "s" if len(media) != 1 and kind != "audio" else ""
+            return f"{len(media)} {kind}{plural}"
         return f"{len(media)} file{'s' if len(media) != 1 else ''}"
+    text = text_result(result)
+    if text is not None:
+        return summarize("text: " + text, 60)
     return summarize(content, 60)
 
 
 async def preview_once(chat: ChatView, jobs: JobsPanel, result: Any, endpoint: str, rid: str) -> None:
-    """Show a result's media in the chat, unless this request's media is on screen already."""
-    from agent.media import find_media
-    from agent.tui.media_view import MediaPreview
+    """Show a result's media (or its text) in the chat, unless this request's is on screen already."""
+    from agent.tui.media_view import result_widgets
 
     row = jobs.rows.get(rid)
-    refs = find_media(result, limit=4)
-    if not refs or (row is not None and row.previewed):
+    widgets = result_widgets(result, endpoint, rid)
+    if not widgets or (row is not None and row.previewed):
         return
     if row is not None:
         row.previewed = True
-    for i, ref in enumerate(refs):
-        stem = f"{(endpoint or 'job').replace('/', '-')}-{rid[:8]}" + (f"-{i + 1}" if i else "")
-        await chat.add(MediaPreview(ref, stem=stem))
+    for widget in widgets:
+        await chat.add(widget)
 
 
 def cancel_note(data: dict[str, Any]) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 Commands it understands (a tiny version of the offline planner's grammar):
   search Q | price E | submit E prompt "..." | slow | boom | anything else (echo)
+  animate | speak | transcribe: a finished job's result, a video (GIF), audio (WAV) or text
 """
 
 from __future__ import annotations
@@ -26,6 +27,59 @@ def png_data_url(size: int = 16) -> str:
     buf = io.BytesIO()
     img.save(buf, "PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def gif_data_url(frames: int = 4, size: tuple[int, int] = (32, 24)) -> str:
+    """A small animated GIF (a square moving right over a gradient), 250 ms a frame."""
+    from PIL import Image, ImageDraw
+
+    w, h = size
+    shots = []
+    for k in range(frames):
+        img = Image.new("RGB", size)
+        img.putdata([(x * 255 // w, 60, y * 255 // h) for y in range(h) for x in range(w)])
+        ImageDraw.Draw(img).rectangle((4 + k * 6, 8, 11 + k * 6, 15), fill=(250, 220, 40))
+        shots.append(img)
+    buf = io.BytesIO()
+    shots[0].save(buf, "GIF", save_all=True, append_images=shots[1:], duration=250, loop=0)
+    return "data:image/gif;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def wav_bytes(seconds: float = 1.5, rate: int = 8000) -> bytes:
+    """A mono 16-bit WAV: a tone whose loudness swells twice, so the waveform has a shape."""
+    import math
+    import struct
+    import wave
+
+    n = int(seconds * rate)
+    frames = b"".join(struct.pack("<h", int(20000 * abs(math.sin(math.pi * 2 * i / n))
+                                            * math.sin(2 * math.pi * 440 * i / rate)))
+                      for i in range(n))
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(frames)
+    return buf.getvalue()
+
+
+def wav_data_url() -> str:
+    return "data:audio/wav;base64," + base64.b64encode(wav_bytes()).decode()
+
+
+TRANSCRIPT = "The quick brown fox jumps over the lazy dog, then naps in the afternoon sun."
+
+
+def media_result(head: str) -> tuple[str, dict[str, Any]]:
+    """(endpoint, result) of a finished job of the kind `head` names, as the sandbox shapes it."""
+    if head == "animate":
+        return "fal-ai/kling-video/v1/standard/image-to-video", {
+            "video": {"url": gif_data_url(), "content_type": "image/gif", "file_size": 2048}, "seed": 7}
+    if head == "speak":
+        return "fal-ai/kokoro/american-english", {
+            "audio": {"url": wav_data_url(), "content_type": "audio/wav", "duration": 1.5}}
+    return "fal-ai/whisper", {"text": TRANSCRIPT, "chunks": [{"timestamp": [0.0, 2.5], "text": TRANSCRIPT}]}
 
 
 @dataclass(frozen=True)
@@ -112,6 +166,12 @@ class FakeRunner:
         elif head == "submit":
             async for ev in self._submit(words[1] if len(words) > 1 else "fal-ai/flux/dev", approver):
                 yield ev
+        elif head in ("animate", "speak", "transcribe"):
+            endpoint, result = media_result(head)
+            args = {"endpoint_id": endpoint, "request_id": f"req-{head}-0001"}
+            async for ev in self._tool("get_queue_result", args, result):
+                yield ev
+            yield TurnEnd(answer="")
         elif head == "slow":
             yield Token("Thinking")
             self.started.set()
