@@ -68,11 +68,15 @@ _SHAPES = re.compile("|".join([
     r"\bsk-[A-Za-z0-9_\-]{16,}",
 ]))
 _PREFIX_GROUPS = ("p1", "p2", "p3")
-# Every shape needs one of these words (any case) or `sk-`, and every SENSITIVE_KEYS name holds
-# one, so ASCII text without any of them (and without a secret's form) has no shape to redact.
-# Letters are never escaped in JSON, so this holds for a JSON encoding of the text as well.
-_HINTS = ("authorization", "key", "bearer", "password", "secret", "access_token", "access-token",
-          "refresh_token", "refresh-token", "sk-")
+# Every shape needs one of these words or "key" (any case), and every SENSITIVE_KEYS name holds
+# one (with "-" for "_" too), so ASCII text without any of them (and without a secret's form)
+# has nothing to redact. "key" counts only where a shape or a key name can use it (see
+# `_key_hint`). Letters are never escaped in JSON, so this holds for a JSON encoding of the
+# text as well. Matched against lower().
+_HINT_WORDS = ("authorization", "bearer", "password", "secret", "access_token", "access-token",
+               "refresh_token", "refresh-token", "sk-")
+# What any of the shapes needs (any case), per string: the walk skips `_SHAPES` without one.
+_SHAPE_WORDS = ("key", "bearer", "authorization", "sk-")
 _SPLIT = re.compile(r"[\x00-\x20\x7f]+")
 _PCT = re.compile(r"%[0-9A-F]{2}")
 
@@ -87,6 +91,26 @@ def _mask(match: re.Match[str]) -> str:
         if prefix is not None:
             return prefix + MASK
     return MASK
+
+
+def _key_hint(lower: str) -> bool:
+    """Whether lower-cased text has a "key" a shape or a credential-named key could use: one
+    before whitespace (`Key id:secret`; a JSON text writes \\n, \\t... with a backslash) or one
+    after "_", "-" or "i" (api_key, x-fal-key, apikey). A dict key named "key", a "keyframe"
+    or a "monkey" is none."""
+    at = lower.find("key")
+    while at >= 0:
+        after = lower[at + 3:at + 4]
+        if after.isspace() or after == "\\" or (at > 0 and lower[at - 1] in "_-i"):
+            return True
+        at = lower.find("key", at + 3)
+    return False
+
+
+def _alternation(literals: Iterable[str]) -> re.Pattern[str] | None:
+    """A pattern that matches wherever any of `literals` occurs (None for none)."""
+    ordered = sorted(set(literals), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
 
 def secret_parts(value: str) -> list[str]:
@@ -202,8 +226,12 @@ class Redactor:
             forms.update(secret_forms(literal))
         # Longest first, so a whole key is masked before one of its halves could leave the rest.
         self.forms: tuple[str, ...] = tuple(sorted(forms, key=len, reverse=True))
-        # What a JSON text (ensure_ascii off, as the transcript stores it) shows of each form.
-        self._json_forms = tuple({*forms, *(json.dumps(f, ensure_ascii=False)[1:-1] for f in forms)})
+        # What a JSON text (ensure_ascii off, as the transcript stores it) shows of each form;
+        # one that holds another is left out: wherever it occurs, the one it holds does too.
+        shown = {*forms, *(json.dumps(f, ensure_ascii=False)[1:-1] for f in forms)}
+        self._json_forms = tuple(sorted(f for f in shown if not any(g != f and g in f for g in shown)))
+        # A detector only (does any form occur?), compiled once per secret set; None without one.
+        self._any_form = _alternation(self.forms)
         self.longest = max((len(f) for f in self.forms), default=0)
 
     @classmethod
@@ -222,13 +250,24 @@ class Redactor:
         if not text.isascii():
             return False
         lower = text.lower()
-        return not any(h in lower for h in _HINTS) and not any(f in text for f in self._json_forms)
+        if any(h in lower for h in _HINT_WORDS) or _key_hint(lower):
+            return False
+        return not any(f in text for f in self._json_forms)
 
     def text(self, value: str) -> str:
         """`value` with every form of every secret and every credential shape masked."""
-        for form in self.forms:
-            if form in value:
-                value = value.replace(form, MASK)
+        # One scan says whether any form is there at all (a match at or before the first one);
+        # only then are they replaced one by one, longest first.
+        if self._any_form is not None and self._any_form.search(value) is not None:
+            for form in self.forms:
+                if form in value:
+                    value = value.replace(form, MASK)
+        # ASCII text without a shape's word has no shape (for ASCII, the shapes' case-blind
+        # matching is lower()'s); anything else is left to the regex.
+        if value.isascii():
+            lower = value.lower()
+            if not any(w in lower for w in _SHAPE_WORDS):
+                return value
         return _SHAPES.sub(_mask, value)
 
     def __call__(self, value: Any) -> Any:
