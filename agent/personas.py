@@ -8,8 +8,8 @@ persona. A file looks like::
     description = "Read-only research"
     budget_usd = 0.5                 # cap per session, > 0
     model = "gpt-4o-mini"            # optional
-    tools = ["search_models", "get_pricing"]   # or ["*"] for all nine
-    approval = []                    # optional; default: its spend/destructive tools
+    tools = ["search_models", "get_pricing"]   # or ["*"] for all nine, ["*", "upload_file"]
+    approval = []                    # optional; default: its spend/destructive/upload tools
     system_prompt = '''...'''
 
     [[mcp_servers]]                  # optional: MCP servers whose tools it may use
@@ -45,9 +45,10 @@ class PersonaError(AppError, ValueError):
 
 
 def _check_tool_names(names: list[str]) -> list[str]:
-    """Expand `"*"` to every tool, reject unknown names, keep the canonical order."""
+    """Expand `"*"` to the default tools (an optional one such as upload_file is named beside
+    it), reject unknown names, keep the canonical order."""
     if "*" in names:
-        return list(DEFAULT_TOOLS)
+        names = [*DEFAULT_TOOLS, *(n for n in names if n != "*")]
     unknown = [n for n in names if n not in ALL_TOOLS]
     if unknown:
         raise ValueError(

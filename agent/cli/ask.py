@@ -5,9 +5,10 @@ terminal and no flag every spend/cancel is rejected, and stderr says why. The an
 stdout, then the local path of each saved result file, one a line; `--json` prints one object:
 answer, tool_calls, saved, session_id, spent_usd, exit_code, error.
 
-Result media (what a `get_queue_result` returns) is downloaded before the runtime, and with it
-the built-in sandbox that serves the files, shuts down: into `--save DIR`, else the data dir's
-`media/`. The exit status says whether the request did what it asked; the codes are the
+Result media (what a `get_queue_result` returns: images, video, audio, any file; a
+transcript's text as a `.txt`) is downloaded before the runtime, and with it the built-in
+sandbox that serves the files, shuts down: into `--save DIR`, else the data dir's `media/`.
+The exit status says whether the request did what it asked; the codes are the
 `EXIT_*` constants below, documented in README ("Exit codes of `ask`"), and every non-zero
 one comes with one `fal-persona: <reason>` line on stderr.
 """
@@ -22,12 +23,13 @@ from typing import Any
 from agent.cli import CliError
 from agent.core.events import ApprovalRequest, Decision, ErrorEvent, ToolEnd, ToolStart, TurnEnd
 from agent.redact import redact, redact_text
-from tools.outcome import jsonable
+from tools.outcome import jsonable, outcome_of
 
 
 def _show(request: ApprovalRequest) -> str:
     """The approval prompt's description of a call: for a submit, what this call costs."""
     from agent.core.gate import money
+    from agent.core.media_inputs import approval_lines
 
     lines = [f"WARNING: {request.warning}"] if request.warning else []
     lines += [f"Approve {request.kind} tool {request.name}?",
@@ -40,6 +42,7 @@ def _show(request: ApprovalRequest) -> str:
         lines.append(f"  estimate: {money(request.estimate_usd)}")
     if request.budget_left_usd is not None:
         lines.append(f"  budget left: {money(request.budget_left_usd)}")
+    lines += [f"  {line}" for line in approval_lines(request)]
     return "\n".join(lines)
 
 
@@ -151,6 +154,8 @@ def _tool_failure(event: ToolEnd, kind: str, runner: Any, approvals: Approvals) 
     if event.name not in gate.allowed():
         return EXIT_REFUSED, (f"refused: {event.name} is outside the scope of the {runner.persona.name} "
                               "persona; it was not run")
+    if outcome_of(event.artifact, "error").kind == "refused":  # a guard stopped it (schema, budget...)
+        return EXIT_REFUSED, f"refused: {event.name} was not run: {_why(event)}"
     if kind != "read" and gate.needs_approval(event.name) and event.call_id not in approvals.asked:
         # Never put to the approver: the guard refused it first (e.g. over the budget).
         return EXIT_REFUSED, f"refused: {event.name} was not run: {_why(event)}"
@@ -189,16 +194,33 @@ def _planner_shortfall(runner: Any, text: str, taken: int) -> tuple[int, str] | 
                                  "and no earlier request gives them")
 
 
+def _result_text(result: Any) -> str | None:
+    """The text a result is about (speech-to-text's top-level `text`), or None."""
+    text = result.get("text") if isinstance(result, dict) else None
+    return text if isinstance(text, str) and text.strip() else None
+
+
 async def _save_all(results: list[tuple[str, Any]], save_dir: str | None,
                     outcome: Outcome) -> list[dict[str, Any]]:
     """Download every media file in `results` ((request id, artifact) pairs) and save it."""
     from pathlib import Path
 
     from agent.locations import media_dir
-    from agent.media import MediaError, find_media, save_media
+    from agent.media import MediaError, find_media, save_bytes, save_media
 
     saved: list[dict[str, Any]] = []
     for request_id, artifact in results:
+        text = _result_text(artifact)
+        if text is not None and not find_media(artifact):  # a transcript: the text is the result
+            try:
+                folder = Path(save_dir).expanduser() if save_dir else media_dir()
+                path = save_bytes(text.encode("utf-8"), folder, request_id, ".txt")
+                saved.append({"url": None, "content_type": "text/plain", "path": str(path.resolve())})
+            except OSError as exc:
+                reason = f"could not save the text of {request_id}: {exc.strerror or exc}"
+                saved.append({"url": None, "content_type": "text/plain", "error": reason})
+                outcome.fail(EXIT_SAVE_FAILED, reason)
+            continue
         for ref in find_media(artifact):
             entry: dict[str, Any] = {"url": ref.url, "content_type": ref.content_type or None}
             try:

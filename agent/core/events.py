@@ -70,6 +70,13 @@ class ApprovalRequest:
     warning: str = ""
     """What the approver must know first (a submit of these same arguments may already have
     created a request at fal); a UI shows it above everything else."""
+    uploads: list[tuple[str, str, int]] = field(default_factory=list)
+    """(field, local path, size in bytes) of each file a submit uploads once approved; its
+    URL then replaces the path in the arguments."""
+    defaults: dict[str, Any] = field(default_factory=dict)
+    """The endpoint schema's defaults for the fields the submit leaves out."""
+    schema_note: str = ""
+    """Set when no input schema could be had: "no input schema: arguments unchecked (...)"."""
 
 
 @dataclass(frozen=True)

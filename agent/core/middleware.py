@@ -20,6 +20,7 @@ from langgraph.types import interrupt
 from agent.core.events import ApprovalRequest, Decision, ToolEnd, ToolStart
 from agent.core.gate import ToolGate
 from agent.core.guard import guarded_call
+from agent.core.media_inputs import SubmitInputs
 from agent.core.turnlog import TurnLog
 from tools.outcome import failure_artifact
 
@@ -41,11 +42,13 @@ async def _interrupt_decide(request: ApprovalRequest) -> Decision:
 class GuardMiddleware(AgentMiddleware):
     """Every tool call passes the session's `ToolGate` and is reported to the `TurnLog`."""
 
-    def __init__(self, gate: ToolGate, log: TurnLog, webhooks: Any = None) -> None:
+    def __init__(self, gate: ToolGate, log: TurnLog, webhooks: Any = None,
+                 inputs: SubmitInputs | None = None) -> None:
         super().__init__()
         self.gate = gate
         self.log = log
         self.webhooks = webhooks  # the running webhook listener, attached to submits
+        self.inputs = inputs  # a submit's schema check and local-file uploads
 
     async def awrap_tool_call(self, request: Any, handler: Any) -> Any:
         async def execute(call: dict[str, Any]) -> Any:
@@ -54,7 +57,7 @@ class GuardMiddleware(AgentMiddleware):
             return await handler(request.override(tool_call=call))
 
         return await guarded_call(self.gate, self.log, request.tool_call, execute, _interrupt_decide,
-                                  self.webhooks)
+                                  self.webhooks, self.inputs)
 
 
 def _json_problem(raw: str) -> str | None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
 
     from agent.core.contracts import Transcript, WebhookListener
+    from agent.core.media_inputs import FalInputs
     from agent.personas import Persona
     from agent.settings import Settings
 
@@ -30,6 +31,7 @@ from agent.redact import redact_text
 from agent.core.turnlog import TurnLog
 from agent.transcript.replay import PendingApproval, Replay
 from tools.outcome import failure_artifact, jsonable, message_outcome
+from tools.registry import UPLOAD
 
 Approver = Callable[[ApprovalRequest], Awaitable[Decision]]
 _DONE = object()
@@ -54,8 +56,10 @@ class AgentRunner:
     def __init__(self, settings: Settings, persona: Persona, tools: list[BaseTool],
                  transcript: Transcript | None = None, model: BaseChatModel | None = None,
                  session_id: str | None = None, *, user: str | None = None,
-                 source: str = "tui", webhooks: WebhookListener | None = None) -> None:
+                 source: str = "tui", webhooks: WebhookListener | None = None,
+                 fal: FalInputs | None = None) -> None:
         from agent.core.callbacks import TurnCallbacks
+        from agent.core.media_inputs import SubmitInputs
         from agent.core.models import make_model, model_name_for
 
         self.settings = settings
@@ -70,6 +74,11 @@ class AgentRunner:
                           if transcript is not None else uuid.uuid4().hex)
         self.session_id: str = session_id
         self.webhooks = webhooks
+        self.fal = fal
+        # With the fal client, a submit's arguments are checked against the endpoint's schema
+        # before approval, and its local files uploaded once approved (agent/core/media_inputs.py).
+        self.inputs = (SubmitInputs(fal, may_upload=UPLOAD in {t.name for t in self.tools})
+                       if fal is not None else None)
         self._all_tools = {t.name: t for t in tools}  # the guard prices submits with get_pricing
         self.gate = ToolGate(persona, {t.name for t in tools}, price_of=self._price_of)
         self.log = TurnLog(transcript, session_id, user, persona.name)
@@ -167,7 +176,7 @@ class AgentRunner:
                     MalformedCallMiddleware(self.log, self.callbacks.raw_args),
                     ModelCallLimitMiddleware(thread_limit=self.settings.max_model_calls, exit_behavior="error"),
                     ToolCallLimitMiddleware(thread_limit=self.settings.max_tool_calls, exit_behavior="error"),
-                    GuardMiddleware(self.gate, self.log, self.webhooks),
+                    GuardMiddleware(self.gate, self.log, self.webhooks, self.inputs),
                 ],
                 checkpointer=InMemorySaver(),
             )
@@ -353,7 +362,7 @@ class AgentRunner:
             self.log.emit(request)
             return await self._ask(approver, request)
 
-        return await guarded_call(self.gate, self.log, call, execute, decide, self.webhooks)
+        return await guarded_call(self.gate, self.log, call, execute, decide, self.webhooks, self.inputs)
 
     def _asked(self, request: ApprovalRequest, source: str) -> None:
         """Record that an approval is being asked, before anyone sees it: if the app dies

@@ -93,7 +93,7 @@ class Runtime:
         old = self.runner
         runner = AgentRunner(self.settings, persona, self.tools, transcript=self.transcript,
                              session_id=old.session_id, user=self.user, source=self.source,
-                             webhooks=self._webhooks())
+                             webhooks=self._webhooks(), fal=self.client)
         runner.carry_over(old)
         old.log.record("persona_switch", {"from": old.persona.name, "to": persona.name,
                                           "spent_usd": old.spent_usd})
@@ -107,7 +107,7 @@ class Runtime:
 
         self.runner = AgentRunner(self.settings, self.runner.persona, self.tools,
                                   transcript=self.transcript, user=self.user, source=self.source,
-                                  webhooks=self._webhooks())
+                                  webhooks=self._webhooks(), fal=self.client)
         return self.runner
 
     def resume_session(self, session_id: str | None = None) -> Replay:
@@ -130,7 +130,7 @@ class Runtime:
         name = rebuilt.persona if rebuilt.persona in self.personas else self.runner.persona.name
         runner = AgentRunner(self.settings, get_persona(name, self.personas), self.tools,
                              transcript=store, session_id=sid, user=self.user, source=self.source,
-                             webhooks=self._webhooks())
+                             webhooks=self._webhooks(), fal=self.client)
         runner.restore(rebuilt)
         self.runner = runner
         return rebuilt
@@ -169,6 +169,7 @@ def build_runtime(settings: Settings, persona_name: str | None = None, *, source
     # can load `tools` as a namespace package, skipping its __init__.
     from tools.catalog import build_fal_tools
     from tools.fal.client import FalClient
+    from tools.registry import UPLOAD
 
     personas = load_personas()
     persona = get_persona(persona_name or settings.persona, personas)
@@ -184,7 +185,10 @@ def build_runtime(settings: Settings, persona_name: str | None = None, *, source
     try:
         listener, attached, notices = start_listener(settings, config, sandboxed=sandbox is not None)
         client = FalClient(config)
-        tools = build_fal_tools(config=config, client=client)
+        # upload_file reads this machine's files: built for a chat or `ask` whose personas list
+        # it, never for `fal-persona mcp` (its clients, maybe remote, must not read them).
+        uploads = source != "mcp" and any(UPLOAD in p.tools for p in personas.values())
+        tools = build_fal_tools(config=config, client=client, include_upload=uploads)
         if persona.mcp_servers:  # their tools join the fal tools; one that fails is a notice
             from agent.mcp.client import attach
 
@@ -194,7 +198,7 @@ def build_runtime(settings: Settings, persona_name: str | None = None, *, source
         # The store also honours FAL_PERSONA_NO_LOG and the persistent `logs off` switch.
         transcript = TranscriptStore(enabled=not settings.no_log)
         runner = AgentRunner(settings, persona, tools, transcript=transcript, user=user, source=source,
-                             webhooks=listener if attached else None)
+                             webhooks=listener if attached else None, fal=client)
     except BaseException:
         if sandbox is not None:
             sandbox.stop()

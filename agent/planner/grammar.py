@@ -12,6 +12,12 @@ never inside a quoted prompt. Each step is one of::
     submit <endpoint> prompt "<text>" [key=value ...]
     submit <endpoint> {"prompt": "...", ...}       (a JSON object of arguments)
     generate "<prompt>" with <endpoint> [key=value ...]
+    edit <path> [with <endpoint>] prompt "<text>" [key=value ...]
+                                       image-to-image on a local file (default endpoint
+                                       fal-ai/flux/dev/image-to-image)
+    upscale <path> [with <endpoint>] [key=value ...]     (default fal-ai/esrgan)
+    animate <path> [with <endpoint>] [prompt "<text>"]   image-to-video (default
+                                       fal-ai/ltx-video/image-to-video)
     status [<endpoint> <request_id>]   check it | is it done
     watch|stream|follow [<endpoint> <request_id>]
     result [<endpoint> <request_id>]   get the output
@@ -24,7 +30,9 @@ never inside a quoted prompt. Each step is one of::
 
 `status`, `watch`, `result` and `cancel` without ids refer to the latest request in the
 conversation (see `agent.planner.refs`). `priority=low` and `webhook_url=...` in a submit are
-passed to the tool, not the model. Anything else is reported as not understood.
+passed to the tool, not the model. A local path in a media argument (`image_url=./a.png`, or
+the file of `edit`/`upscale`/`animate`) is uploaded by the guard once the submit is approved.
+Anything else is reported as not understood.
 """
 
 from __future__ import annotations
@@ -56,6 +64,9 @@ HELP_TEXT = """I am the offline planner: I understand these commands (join sever
   price <endpoint> [<endpoint> ...]     e.g. how much is fal-ai/flux/dev
   estimate <n> [images|calls] <endpoint>  e.g. estimate 10 images of fal-ai/flux/dev
   submit <endpoint> prompt "<text>" [key=value ...]   or: generate "<text>" with <endpoint>
+  edit <path> [with <endpoint>] prompt "<text>"   e.g. edit ./photo.png prompt "watercolor"
+  upscale <path> [with <endpoint>]      animate <path> [with <endpoint>] [prompt "<text>"]
+                                        (key=value args may name local files: image_url=./a.png)
   status|watch|result|cancel [<endpoint> <request_id>]  (no ids: the latest request)
   jwks                                  the webhook signing keys
   <tool_name> key=value ...             any tool by name ($url, $last: the previous result)
@@ -160,6 +171,16 @@ def _submit_step(step: str, body: str) -> Step:
     if not eps:
         raise GrammarError(step, "which endpoint? e.g. fal-ai/flux/schnell")
     endpoint = eps[0]
+    arguments, options = _arguments(step, body, endpoint)
+    if not arguments:
+        raise GrammarError(step, 'what should it make? add prompt "..."')
+    return Step(step, "submit_queue_request", {"endpoint_id": endpoint, "arguments": arguments, **options})
+
+
+def _arguments(step: str, body: str, endpoint: str, *,
+               free_prompt: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model arguments, submit options) from a submit's text: a JSON object, key=value pairs,
+    a quoted prompt, `prompt ...`, or (with `free_prompt`) the words left over."""
     options: dict[str, Any] = {}
     arguments: dict[str, Any] = {}
     brace = body.find("{")
@@ -184,14 +205,43 @@ def _submit_step(step: str, body: str) -> Step:
         arguments.setdefault("prompt", next(g for g in quoted.groups() if g is not None))
     elif "prompt" not in arguments:
         m = re.search(r"\bprompt\b\s*:?\s*(.+)$", rest, re.IGNORECASE)
+        if m is None and not free_prompt:
+            return arguments, options
         free = m.group(1) if m else rest.replace(endpoint, " ")
         free = re.sub(r"\b(?:with|on|using|via)\s*$", "", free.strip(), flags=re.IGNORECASE)
         free = re.sub(r"^(?:an?\s+)?(?:image|picture|photo|video)s?\s+of\s+", "", free.strip(), flags=re.IGNORECASE)
         free = free.strip(" :,")
         if free:
             arguments["prompt"] = free
-    if not arguments:
-        raise GrammarError(step, 'what should it make? add prompt "..."')
+    return arguments, options
+
+
+# What `edit`, `upscale` and `animate` run when no endpoint is named (all in the sandbox too).
+MEDIA_DEFAULTS = {"edit": "fal-ai/flux/dev/image-to-image", "upscale": "fal-ai/esrgan",
+                  "animate": "fal-ai/ltx-video/image-to-video"}
+ANIMATE_PROMPT = "animate this image"
+"""The prompt `animate` sends when none is given (image-to-video models require one)."""
+_PATH_RE = re.compile(r"\s*(?:\"([^\"]+)\"|'([^']+)'|(\S+))")
+
+
+def _media_step(step: str, verb: str, body: str) -> Step:
+    """edit/upscale/animate <path> [with <endpoint>] [prompt "..."] [key=value ...]: a submit
+    whose `image_url` is the local file (the guard uploads it once the submit is approved)."""
+    m = _PATH_RE.match(body)
+    path = next((g for g in m.groups() if g), "") if m else ""
+    path = path[1:] if path.startswith("@") and len(path) > 1 else path
+    if not path or "=" in path:
+        raise GrammarError(step, f"{verb} which file? e.g. {verb} ./photo.png")
+    rest = body[m.end():] if m else ""
+    eps = _endpoints(rest)
+    endpoint = eps[0] if eps else MEDIA_DEFAULTS[verb]
+    rest = re.sub(r"\b(?:with|using|on|via)\s+" + re.escape(endpoint), " ", rest, count=1) if eps else rest
+    arguments, options = _arguments(step, rest, endpoint, free_prompt=verb == "edit")
+    if verb == "edit" and not arguments.get("prompt"):
+        raise GrammarError(step, 'how should it change? add prompt "...", e.g. prompt "watercolor"')
+    if verb == "animate":
+        arguments.setdefault("prompt", ANIMATE_PROMPT)
+    arguments = {"image_url": path, **arguments}
     return Step(step, "submit_queue_request", {"endpoint_id": endpoint, "arguments": arguments, **options})
 
 
@@ -246,6 +296,7 @@ _VERBS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^(?:get\s+|show\s+|fetch\s+)?(?:the\s+)?(?:jwks|webhook (?:signing )?keys|signing keys|public keys)\b", re.I), "jwks"),
     (re.compile(r"^(?:estimate|how much (?:would|will|do|does|for)\s+(?=\d))", re.I), "estimate"),
     (re.compile(r"^(?:price|prices|pricing|cost of|how much (?:is|are|does|do)|what(?:'s| is| does)? (?:the )?(?:price|cost))", re.I), "price"),
+    (re.compile(r"^(?:edit|upscale|animate)\b", re.I), "media"),
     (re.compile(r"^(?:submit|generate|create|make|run|render|draw|queue)\b", re.I), "submit"),
     (re.compile(r"^(?:watch|stream|follow|wait for|track)\b", re.I), "watch"),
     (re.compile(r"^(?:status|check|is it (?:done|ready|finished)|what(?:'s| is) the status|get (?:the )?status|poll)\b", re.I), "status"),
@@ -303,6 +354,8 @@ def parse_step(raw: str) -> Step:
             return Step(step, "get_pricing", {"endpoint_ids": eps})
         if verb == "submit":
             return _submit_step(step, body)
+        if verb == "media":
+            return _media_step(step, m.group(0).lower(), body)
         if verb in _QUEUE_TOOLS:
             return _queue_step(step, _QUEUE_TOOLS[verb])
         return _search_step(step, body)

@@ -32,6 +32,7 @@ _ACTIONS = {
     "get_queue_result": "fetched the result",
     "cancel_queue_request": "asked to cancel",
     "get_webhook_jwks": "fetched the webhook keys",
+    "upload_file": "uploaded a file",
 }
 
 

@@ -14,6 +14,7 @@ from textual.widgets.option_list import Option
 
 from agent.core.events import ApprovalRequest, Decision
 from agent.core.gate import Price, call_cost, money  # noqa: F401 - money: one formatter for every screen
+from agent.core.media_inputs import approval_lines
 
 
 def parse_args_json(text: str) -> dict[str, Any]:
@@ -72,6 +73,9 @@ class ApprovalScreen(ModalScreen[Decision]):
             yield Label(f"Approve: {r.name}", id="approval-title", markup=False)
             yield Static(f"This call will {verb}.", classes="approval-kind")
             yield Static(self.money_line(), id="approval-money", markup=False)
+            inputs = "\n".join(approval_lines(r))
+            if inputs:  # the files a submit uploads, the schema's defaults, or no schema
+                yield Static(inputs, id="approval-inputs", markup=False)
             yield Label("Arguments (edit, then Approve edited):")
             yield TextArea(self._original, language="json", id="approval-args", soft_wrap=True)
             yield Static("", id="approval-error", markup=False)

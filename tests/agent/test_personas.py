@@ -43,8 +43,8 @@ def test_shipped_personas():
     assert {"producer", "analyst", "ops"} <= set(personas)
 
     producer = personas["producer"]
-    assert producer.tools == list(ALL_TOOLS)
-    assert set(producer.approval) == {"submit_queue_request", "cancel_queue_request"}
+    assert producer.tools == [*ALL_TOOLS, "upload_file"]  # the nine, and local files in
+    assert set(producer.approval) == {"submit_queue_request", "cancel_queue_request", "upload_file"}
     assert producer.budget_usd > 0
 
     analyst = personas["analyst"]
@@ -83,6 +83,15 @@ def test_star_and_default_approval():
     assert persona.tools == list(ALL_TOOLS)
     # No approval list given: whatever spends or cancels asks first.
     assert set(persona.approval) == GUARDED_TOOLS
+
+
+def test_star_with_upload_file_asks_before_uploading():
+    path = write(locations.user_personas_dir(), "files", GOOD.replace(
+        'tools = ["search_models", "submit_queue_request"]', 'tools = ["*", "upload_file"]'))
+    persona = load_persona_file(path)
+    assert persona.tools == [*ALL_TOOLS, "upload_file"]
+    # The default approval list takes the upload kind too: a file leaving the machine is asked about.
+    assert set(persona.approval) == GUARDED_TOOLS | {"upload_file"}
 
 
 def test_triggers_and_schedules_are_kept_raw():
