@@ -176,6 +176,18 @@ class TranscriptStore:
                 self._new_sessions.append((sid, time.time(), redact(user), redact(persona), source))
         return sid
 
+    def forget_session(self, session_id: str) -> bool:
+        """Drop a session started here that nothing happened in yet: no row is ever written
+        for it (e.g. `fal-persona mcp`'s runner, whose calls log in sessions of their own).
+        False when it is not waiting to be written (unknown, or written already)."""
+        with self._lock:
+            waiting = [s for s in self._new_sessions if s[0] == session_id]
+            if not waiting:
+                return False
+            self._new_sessions = [s for s in self._new_sessions if s[0] != session_id]
+            self._known_sessions.discard(session_id)
+            return True
+
     def prepare(self, session_id: str, kind: str, data: Mapping[str, Any], *, user: str | None,
                 persona: str | None, duration_s: float | None = None,
                 ref: str | None = None) -> Row | None:
