@@ -10,7 +10,7 @@ import argparse
 import getpass
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tools.fal.config import BY_NAME_ENV_PREFIX, FalConfig, clean_secret
@@ -123,6 +123,22 @@ class Settings(BaseSettings):
     left out (the transcript and a resumed chat keep them). 0 sends everything."""
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     """The webhook listener's limits and tuning (their own FAL_PERSONA_WEBHOOK_* variables)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fal_keywords_into_the_fal_section(cls, data: Any) -> Any:
+        """`Settings(FAL_KEY=..., FAL_QUEUE_BASE_URL=...)` (the fal section's own variable
+        names, or its field names) given as keywords build the fal section from them, on top
+        of what the environment says."""
+        if not isinstance(data, dict) or isinstance(data.get("fal"), FalConfig):
+            return data
+        names = {name for name, f in FalConfig.model_fields.items()}
+        aliases = {f.alias for f in FalConfig.model_fields.values() if f.alias}
+        given = {k: v for k, v in data.items() if k in aliases or k in names}
+        if not given:
+            return data
+        rest = {k: v for k, v in data.items() if k not in given}
+        return {**rest, "fal": FalConfig(**given)}
 
     @field_validator("openai_api_key", mode="before")
     @classmethod
