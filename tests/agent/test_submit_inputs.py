@@ -319,3 +319,32 @@ def test_ask_saves_video_audio_and_text_results(sandbox, tmp_path, monkeypatch, 
     assert code == 0, out.get("error")
     [saved] = out["saved"]
     assert saved["path"].endswith(".txt") and "hello there" in Path(saved["path"]).read_text()
+
+
+async def test_a_repeat_of_a_lost_submit_with_a_local_file_is_still_recognised(sandbox, tmp_path, monkeypatch):
+    """Each upload gets a new URL, so the guard keys a submit by what it was asked (the path):
+    the same submit again after one whose answer was lost is put with the warning, and a no
+    means neither a second upload nor a second job."""
+    from agent.core.guard import REPEAT_WARNING
+
+    monkeypatch.chdir(tmp_path)
+    pattern(tmp_path / "photo.png", "a")
+    sandbox.state.faults.add("malformed_json", ops=["submit"], times=1)  # created, answer garbled
+    same = {"endpoint_id": I2I, "arguments": {"image_url": "./photo.png", "prompt": "ink"}}
+    script = [calls(call("submit_queue_request", same)), calls(call("submit_queue_request", same)), text("Done.")]
+
+    class Careful(Approver):
+        async def __call__(self, request: ApprovalRequest) -> Decision:
+            self.requests.append(request)
+            return Decision(action="reject" if request.warning else "approve", reason="not twice")
+
+    approver = Careful()
+    with ScriptedOpenAI(script) as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        events = await run("ink it", approver)
+    first, second = [e for e in ends(events) if e.name == "submit_queue_request"]
+    assert "SubmitUnknownError" in first.content and second.error
+    assert [r.warning for r in approver.requests] == ["", REPEAT_WARNING]
+    assert approver.requests[1].uploads == [("image_url", "./photo.png", (tmp_path / "photo.png").stat().st_size)]
+    assert len(sandbox.state.queue.jobs) == 1 and len(control(sandbox, "uploads")["uploads"]) == 1
