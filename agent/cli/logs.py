@@ -77,7 +77,10 @@ def _search(store: TranscriptStore, args: argparse.Namespace) -> None:
 
 
 def _export(store: TranscriptStore, args: argparse.Namespace) -> None:
-    text = store.export(args.session, fmt=args.format)
+    from agent.redact import redact_text
+
+    # Rows were redacted when written; this also masks a key set since (a file skips stdout's redactor).
+    text = redact_text(store.export(args.session, fmt=args.format))
     if not args.output or args.output == "-":
         sys.stdout.write(text)
         return

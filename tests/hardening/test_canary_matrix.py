@@ -191,6 +191,10 @@ def test_ask_success_and_failure_paths_leave_no_form_of_either_key(variant, box,
         proc = _run(["logs", "export", "--format", fmt], _env(home, FAL, OPENAI), tmp_path)
         assert proc.returncode == 0 and b"submit_queue_request" in proc.stdout, proc.stderr
         found += leaks(proc.stdout, f"logs export {fmt}") + leaks(proc.stderr, f"logs export {fmt} stderr")
+        target = tmp_path / f"export.{fmt}"
+        proc = _run(["logs", "export", "--format", fmt, "--output", str(target)], _env(home, FAL, OPENAI), tmp_path)
+        assert proc.returncode == 0 and target.stat().st_size > 0, proc.stderr
+        found += leaks(target.read_bytes(), f"logs export --output {fmt}")
     assert (home / "transcript.sqlite3").stat().st_size > 0 and list((home / "media").iterdir())
     found += scan_dir(home)
     assert found == []
@@ -240,7 +244,11 @@ async def test_tui_session_shows_no_form_of_either_key(variant, box, tmp_path, m
 
         app.approve = approve
         async with app.run_test(size=(140, 60)) as pilot:
-            await wait_for(pilot, lambda: app.runtime is not None, timeout=30, what="runtime")
+            from agent.tui.chat import ErrorMessage
+
+            await wait_for(pilot, lambda: app.runtime is not None or app.query(ErrorMessage), timeout=60,
+                           what="runtime")
+            assert app.runtime is not None, [str(w.content) for w in app.query(ErrorMessage)]
             await send(pilot, "make me a fox")
             await wait_for(pilot, lambda: app.turn_worker is not None and app.turn_worker.is_finished,
                            timeout=60, what="turn")
