@@ -235,13 +235,20 @@ def _safe_stem(text: str) -> str:
     return stem[:80] or "media"
 
 
+# Types the platform's mimetypes table may lack or map oddly (no `audio/wav` there; `.oga`).
+KNOWN_EXTENSIONS = {"audio/wav": ".wav", "audio/x-wav": ".wav", "audio/wave": ".wav",
+                    "audio/vnd.wave": ".wav", "audio/ogg": ".ogg", "audio/mpeg": ".mp3",
+                    "audio/mp3": ".mp3", "image/jpeg": ".jpg", "video/mp4": ".mp4"}
+
+
 def _extension(url: str, content_type: str) -> str:
     """The best file extension for this media."""
     if not url.startswith("data:"):
         suffix = Path(urlparse(url).path).suffix.lower()
         if suffix and len(suffix) <= 6:
             return suffix
-    guessed = mimetypes.guess_extension(content_type or "") if content_type else None
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    guessed = KNOWN_EXTENSIONS.get(ctype) or (mimetypes.guess_extension(ctype) if ctype else None)
     return guessed or ".bin"
 
 

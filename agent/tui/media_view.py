@@ -144,7 +144,7 @@ class MediaPreview(Vertical):
         from rich.console import Group
         from rich.text import Text
 
-        from agent.tui.mediainfo import decode_wav, format_duration, waveform
+        from agent.tui.mediainfo import Waveform, decode_wav, format_duration
 
         body = self.query_one(".media-body", Static)
         try:
@@ -157,7 +157,7 @@ class MediaPreview(Vertical):
         self.query_one(".media-title", Static).update(self._title(info.duration))
         channels = {1: "mono", 2: "stereo"}.get(info.channels, f"{info.channels} channels")
         caption = f"♪ {format_duration(info.duration)} · {info.rate / 1000:g} kHz {channels}"
-        body.update(Group(waveform(info.peaks), Text(caption, style="dim")))
+        body.update(Group(Waveform(info.peaks), Text(caption, style="dim")))
 
     async def save(self) -> Path:
         """Save to the media folder (reusing downloaded bytes)."""

@@ -14,6 +14,8 @@ from array import array
 from dataclasses import dataclass
 from typing import Any
 
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.text import Text
 
 LEVELS = " ▁▂▃▄▅▆▇█"  # eighths of a cell, bottom up
@@ -136,8 +138,8 @@ def _peaks(samples: list[float], columns: int) -> tuple[float, ...]:
 
 
 def waveform(peaks: tuple[float, ...], rows: int = 2, style: str = "green") -> Text:
-    """The envelope as bars of block characters, `rows` high, scaled to the loudest column
-    (so quiet speech still shows its shape); silence is a flat baseline."""
+    """The envelope as bars of block characters, `rows` high, one column a peak, scaled to
+    the loudest column (so quiet speech still shows its shape); silence is a flat baseline."""
     loudest = max(peaks, default=0.0)
     steps = rows * 8
     levels = [max(1, round(p / loudest * steps)) if loudest > 0 else 1 for p in peaks]
@@ -146,3 +148,26 @@ def waveform(peaks: tuple[float, ...], rows: int = 2, style: str = "green") -> T
         base = row * 8
         lines.append("".join(LEVELS[min(8, max(0, level - base))] for level in levels))
     return Text("\n".join(lines), style=style)
+
+
+def narrowed(peaks: tuple[float, ...], columns: int) -> tuple[float, ...]:
+    """`peaks` merged down to at most `columns` (each the loudest of the ones it covers)."""
+    if len(peaks) <= columns or columns <= 0:
+        return peaks
+    return tuple(max(peaks[c * len(peaks) // columns:max(c * len(peaks) // columns + 1,
+                                                           (c + 1) * len(peaks) // columns)])
+                 for c in range(columns))
+
+
+class Waveform:
+    """A Rich renderable of an envelope that fits the width it is given (up to its own)."""
+
+    def __init__(self, peaks: tuple[float, ...], rows: int = 2, style: str = "green") -> None:
+        self.peaks, self.rows, self.style = peaks, rows, style
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield waveform(narrowed(self.peaks, options.max_width), self.rows, self.style)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        width = min(len(self.peaks), options.max_width)
+        return Measurement(min(8, width), width)

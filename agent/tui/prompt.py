@@ -53,8 +53,8 @@ class PromptInput(TextArea):
                 event.stop()
                 event.prevent_default()
                 self.post_message(self.PathsPasted(paths))
-                return
-        await super()._on_paste(event)
+        # Otherwise TextArea's own paste handler inserts the text (Textual calls each class's
+        # handler in turn unless prevent_default() stopped it).
 
     def _complete(self) -> bool:
         """Tab after `/attach `: complete the path; several matches are listed. True when handled."""

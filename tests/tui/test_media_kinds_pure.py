@@ -107,6 +107,22 @@ def test_waveform_strip_shape():
     assert waveform((0.0, 0.0), rows=2).plain == "  \n▁▁"  # silence: a flat baseline
 
 
+def test_waveform_fits_the_width_it_is_given():
+    from rich.console import Console
+
+    from agent.tui.mediainfo import Waveform, narrowed
+
+    peaks = tuple(i / 47 for i in range(48))
+    assert narrowed(peaks, 12) == tuple(peaks[i * 4 + 3] for i in range(12))  # the loudest of each 4
+    assert narrowed(peaks, 60) == peaks
+    console = Console(width=20, record=True, color_system=None)
+    console.print(Waveform(peaks))
+    lines = console.export_text().rstrip("\n").split("\n")
+    assert [len(line) for line in lines] == [20, 20]
+    assert [len(line.strip()) for line in lines] == [10, 20]  # the top row only where it is loud
+    assert lines[1].endswith("█") and lines[1][0] == "▁"
+
+
 @pytest.mark.parametrize("seconds,text", [(None, ""), (4.54, "4.5 s"), (65, "1:05"), (3723, "1:02:03")])
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
