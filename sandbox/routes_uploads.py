@@ -81,24 +81,31 @@ def _storage_type(request: Request, wanted: str) -> None:
                           "bad_request")
 
 
-async def token(request: Request) -> Response:
-    """POST /storage/auth/token: a CDN upload token for a keyed caller."""
-    state = state_of(request)
+async def _keyed_caller(request: Request, fault_op: str) -> str | Response:
+    """The caller's key id; or the answer refusing a caller without a valid `Key` (or an
+    injected fault)."""
     caller = caller_or_error(request, platform=False)
     if isinstance(caller, Response):
         return caller
     if caller.key_id is None:
         return queue_error(401, "Authentication required: send Authorization: Key <key_id>:<key_secret>",
                            "authorization_error")
-    fault = await apply_faults(state, "upload_token", None)
-    if fault is not None:
-        return fault
+    fault = await apply_faults(state_of(request), fault_op, None)
+    return fault if fault is not None else caller.key_id
+
+
+async def token(request: Request) -> Response:
+    """POST /storage/auth/token: a CDN upload token for a keyed caller."""
+    state = state_of(request)
+    key_id = await _keyed_caller(request, "upload_token")
+    if isinstance(key_id, Response):
+        return key_id
     try:
         _storage_type(request, "fal-cdn-v3")
         await _json(request)
     except UploadError as exc:
         return _error(exc)
-    value, expires = state.uploads.issue_token(caller.key_id, state.clock.now())
+    value, expires = state.uploads.issue_token(key_id, state.clock.now())
     reply = json_response({"token": value, "token_type": "Bearer", "base_url": _base(request),
                            "expires_at": iso_utc(expires)})
     return maybe_malformed(state, "upload_token", None, reply)
@@ -243,15 +250,9 @@ def _listed_parts(body: dict[str, Any], entry: StoredFile) -> list[int]:
 async def storage_initiate(request: Request) -> Response:
     """POST /storage/upload/initiate?storage_type=gcs: a PUT URL and the file's URL."""
     state = state_of(request)
-    caller = caller_or_error(request, platform=False)
-    if isinstance(caller, Response):
-        return caller
-    if caller.key_id is None:
-        return queue_error(401, "Authentication required: send Authorization: Key <key_id>:<key_secret>",
-                           "authorization_error")
-    fault = await apply_faults(state, "upload", None)
-    if fault is not None:
-        return fault
+    key_id = await _keyed_caller(request, "upload")
+    if isinstance(key_id, Response):
+        return key_id
     try:
         _storage_type(request, "gcs")
         body = await _json(request)
