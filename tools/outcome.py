@@ -67,6 +67,16 @@ def message_outcome(message: Any) -> ToolOutcome:
 
 def jsonable(value: Any) -> Any:
     """Pydantic models, tuples and other objects as plain JSON values (unknown ones as text)."""
+    # The plain JSON types first, by exact type (none of them has a model_dump): a tool's
+    # artifact is mostly these, and looking for model_dump on each of its values costs more
+    # than the rest of the walk. Subclasses take the general path below.
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): jsonable(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [jsonable(v) for v in value]
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         return dump(mode="json")

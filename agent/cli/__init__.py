@@ -193,7 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     mc = sub.add_parser("mcp", parents=[sub_common], help="serve the persona's tools to MCP clients")
     mc.add_argument("--transport", choices=["stdio", "http"], default="stdio",
                     help="stdio (default: for a client that starts this command) or streamable HTTP")
-    mc.add_argument("--host", default="127.0.0.1", help="interface to bind with --transport http")
+    mc.add_argument("--host", default="127.0.0.1",
+                    help="interface to bind with --transport http (off loopback a token is required)")
+    mc.add_argument("--require-token", action="store_true",
+                    help="with --transport http, require the start-up token on loopback too")
     mc.add_argument("--port", type=int, default=8791, help="port with --transport http (0: any free port)")
     mc.add_argument("--allow-spend", action="store_true",
                     help="approve what the persona asks approval for when the client cannot be asked "

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,20 @@ class HttpServer:
         self.stderr: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
         self.url = self._wait_url()
+        self.token = self.wait_line(r"^fal-persona: token: (\S+)") if "--require-token" in args else None
+
+    def wait_line(self, pattern: str) -> str:
+        """The first group of the next stderr line that matches `pattern` (bounded wait)."""
+        while True:
+            try:
+                line = self.lines.get(timeout=WAIT_S)
+            except queue.Empty:
+                raise AssertionError(f"fal-persona mcp printed no line like {pattern!r} in time") from None
+            if line is None:
+                raise AssertionError("fal-persona mcp exited: " + "".join(self.stderr))
+            found = re.search(pattern, line)
+            if found:
+                return found.group(1)
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
@@ -72,17 +87,11 @@ class HttpServer:
         self.lines.put(None)
 
     def _wait_url(self) -> str:
-        while True:
-            try:
-                line = self.lines.get(timeout=WAIT_S)
-            except queue.Empty:
-                self.stop()
-                raise AssertionError("fal-persona mcp --transport http printed no URL in time") from None
-            if line is None:
-                raise AssertionError("fal-persona mcp exited: " + "".join(self.stderr))
-            found = re.search(r"at (http://\S+/mcp)", line)
-            if found:
-                return found.group(1)
+        try:
+            return self.wait_line(r"at (http://\S+/mcp)")
+        except AssertionError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -95,13 +104,13 @@ class HttpServer:
 
 
 @contextlib.asynccontextmanager
-async def http_session(url: str) -> AsyncIterator[Any]:
+async def http_session(url: str, headers: dict[str, str] | None = None) -> AsyncIterator[Any]:
     """An initialised official-SDK ClientSession over streamable HTTP."""
     from mcp import ClientSession
     from mcp.client.streamable_http import streamablehttp_client
     from mcp.types import Implementation
 
-    async with streamablehttp_client(url) as (read, write, _):
+    async with streamablehttp_client(url, headers=headers) as (read, write, _):
         async with ClientSession(read, write, client_info=Implementation(name=CLIENT_NAME, version="1")) as session:
             await session.initialize()
             yield session
@@ -160,9 +169,21 @@ start_timeout_s = 30
 {extra_servers}''')
 
 
+def transcript_sessions(home: Path, source: str) -> list[dict[str, Any]]:
+    """Every transcript session of `source`, with its event count."""
+    from agent import locations
+    from agent.transcript.store import TranscriptStore
+
+    assert locations.home() == home
+    store = TranscriptStore(locations.transcript_db())
+    try:
+        return [s for s in store.list_sessions(limit=100) if s["source"] == source]
+    finally:
+        store.close()
+
+
 def transcript_events(home: Path, source: str) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """(session, its events) for every transcript session of `source` that has events (the
-    runtime's own runner leaves an empty one)."""
+    """(session, its events) for every transcript session of `source` that has events."""
     from agent import locations
     from agent.transcript.store import TranscriptStore
 
@@ -172,3 +193,16 @@ def transcript_events(home: Path, source: str) -> list[tuple[dict[str, Any], lis
         return [(s, store.events(s["id"])) for s in store.list_sessions(limit=100) if s["source"] == source and s["events"]]
     finally:
         store.close()
+
+
+def results_logged(home: Path, source: str, calls: int) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """`transcript_events` once `calls` calls have their result (or error) row. A running MCP
+    server commits a call's rows just after its reply (agent/mcp/record.py), so this polls,
+    bounded by WAIT_S; after that it returns what there is, for the test's asserts to show."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        got = transcript_events(home, source)
+        done = sum(e["kind"] in ("tool_result", "tool_error") for _, events in got for e in events)
+        if done >= calls or time.monotonic() > deadline:
+            return got
+        time.sleep(0.02)

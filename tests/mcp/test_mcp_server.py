@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import CLIENT_NAME, WAIT_S, http_session, stdio_session, transcript_events, write_persona
+from conftest import (CLIENT_NAME, WAIT_S, http_session, results_logged, stdio_session, transcript_events,
+                      transcript_sessions, write_persona)
 
 from agent.mcp.bridge import input_schema
 from tools.catalog import build_fal_tools
@@ -66,6 +67,8 @@ async def test_stdio_search_works_and_a_submit_without_approval_is_refused_and_l
     assert ("approval", "submit_queue_request") in kinds and ("tool_error", "submit_queue_request") in kinds
     approval = next(e for e in events if e["kind"] == "approval")
     assert approval["data"]["decision"] == "reject"
+    # Only the client's session: the server's own (unused) runner leaves none behind.
+    assert [s["events"] for s in transcript_sessions(home, "mcp")] == [len(events)]
 
 
 async def test_http_allow_spend_submits_a_sandbox_job_and_logs_it(home, http_server):
@@ -81,7 +84,7 @@ async def test_http_allow_spend_submits_a_sandbox_job_and_logs_it(home, http_ser
     assert not found.isError and EP in _text(found)
     assert not submitted.isError and request_id in _text(submitted)
     assert not status.isError and request_id in _text(status)  # the sandbox knows the job
-    [(session_row, events)] = transcript_events(home, "mcp")
+    [(session_row, events)] = results_logged(home, "mcp", 3)  # the server still runs
     assert session_row["user"] == CLIENT_NAME
     result = next(e for e in events if e["kind"] == "tool_result" and e["data"]["name"] == "submit_queue_request")
     assert result["data"]["artifact"]["request_id"] == request_id
@@ -96,7 +99,7 @@ async def test_http_without_allow_spend_refuses_a_submit(home, http_server):
         async with http_session(server.url) as session:
             refused = await session.call_tool("submit_queue_request", SUBMIT)
     assert refused.isError and "--allow-spend" in _text(refused)
-    [(_, events)] = transcript_events(home, "mcp")
+    [(_, events)] = results_logged(home, "mcp", 1)
     assert not any(e["kind"] == "tool_result" for e in events)
 
 
