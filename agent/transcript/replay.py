@@ -150,9 +150,9 @@ class _Builder:
         return row
 
     def preview(self, result: Any, endpoint: str, rid: str) -> None:
-        from agent.media import find_media
+        from agent.media import find_media, text_result
 
-        if rid in self.previewed or not find_media(result, limit=1):
+        if rid in self.previewed or not (find_media(result, limit=1) or text_result(result) is not None):
             return
         self.previewed.add(rid)
         self.r.shown.append(Shown("media", artifact=result, endpoint_id=endpoint, request_id=rid))

@@ -138,8 +138,7 @@ class ResumePicker(ModalScreen[str | None]):
 # -- painting a rebuilt conversation ----------------------------------------------------------
 def widgets_for(shown: list[Any], *, max_items: int) -> tuple[list[Widget], int]:
     """Widgets for the newest `max_items` shown items, and how many older ones were left out."""
-    from agent.media import find_media
-    from agent.tui.media_view import MediaPreview
+    from agent.tui.media_view import result_widgets
     from agent.tui.toolcard import ToolCard
 
     skipped = max(0, len(shown) - max_items)
@@ -157,11 +156,8 @@ def widgets_for(shown: list[Any], *, max_items: int) -> tuple[list[Widget], int]
             card = ToolCard(item.call_id, item.name, item.args, item.tool_kind)
             card.finish(item.content, item.artifact, item.error, item.duration_s)
             out.append(card)
-        elif item.kind == "media":
-            refs = find_media(item.artifact, limit=4)
-            for i, ref in enumerate(refs):
-                stem = f"{(item.endpoint_id or 'job').replace('/', '-')}-{item.request_id[:8]}" + (f"-{i + 1}" if i else "")
-                out.append(MediaPreview(ref, stem=stem))
+        elif item.kind == "media":  # previews, or a text result inline
+            out.extend(result_widgets(item.artifact, item.endpoint_id or "", item.request_id))
     return out, skipped
 
 

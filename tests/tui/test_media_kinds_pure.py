@@ -231,3 +231,26 @@ def test_parse_attach_and_detach():
     assert parse_slash("/attach it's.png").params == ("it's.png",)  # no shlex on a path
     assert parse_slash("/detach").action == "detach" and parse_slash("/detach").params == ()
     assert parse_slash("/detach 2").params == ("2",)
+
+
+def test_a_reopened_chat_shows_a_text_result_inline():
+    from agent.transcript.replay import replay
+    from agent.tui.media_view import MediaPreview, TextResult
+    from agent.tui.resume import widgets_for
+
+    args = {"endpoint_id": "fal-ai/whisper", "request_id": "req-stt-1"}
+    def row(kind: str, data: dict) -> dict:
+        return {"kind": kind, "data": data, "session_id": "s1", "persona": "producer"}
+
+    events = [row("user_prompt", {"text": "result"}),
+              row("tool_call", {"call_id": "c1", "name": "get_queue_result", "args": args}),
+              row("tool_result", {"call_id": "c1", "name": "get_queue_result", "content": "text",
+                                  "artifact": {"text": "hello from the tape", "chunks": []}}),
+              row("tool_call", {"call_id": "c2", "name": "get_queue_result", "args": {**args, "request_id": "req-v"}}),
+              row("tool_result", {"call_id": "c2", "name": "get_queue_result", "content": "video",
+                                  "artifact": {"video": {"url": "http://h/v.gif", "content_type": "image/gif"}}})]
+    widgets, _ = widgets_for(replay("s1", events, messages=False).shown, max_items=50)
+    (text,) = [w for w in widgets if isinstance(w, TextResult)]
+    (video,) = [w for w in widgets if isinstance(w, MediaPreview)]
+    assert text.text == "hello from the tape" and text.stem == "fal-ai-whisper-req-stt-"
+    assert video.ref.kind == "video"
