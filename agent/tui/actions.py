@@ -61,6 +61,31 @@ async def attach_files(app: Any, paths: list[str]) -> None:
             app.notify(f"{item.name} is attached already", severity="warning", timeout=3)
 
 
+async def send_with_attachments(app: Any, text: str) -> None:
+    """Send `text` with the attached files (the chips clear): shown with an `attached:` line,
+    sent in the form the model reads (`agent.tui.attachments.request_text`)."""
+    from agent.tui.attachments import attached_line, request_text
+
+    files = await app.attachments.take()
+    await app.chat.add(UserMessage(f"{text}\n{attached_line(files)}"))
+
+    def offline() -> bool:
+        flag = getattr(app.settings, "uses_offline_planner", None)
+        if flag is None and app.runtime is not None:
+            flag = "offline" in glue.model_name(app.runtime).lower()
+        return bool(flag)
+
+    if app.ready.is_set():
+        app.start_turn(request_text(text, files, offline=offline()))
+        return
+
+    async def when_ready() -> None:  # which model reads them is known once the runtime is up
+        await app.ready.wait()
+        app.start_turn(request_text(text, files, offline=offline()))
+
+    app.run_worker(when_ready(), group="attach-send")
+
+
 async def detach(app: Any, which: str | None) -> None:
     """Take one attached file off (by number, name or path), or all of them."""
     bar = app.attachments

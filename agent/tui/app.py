@@ -25,7 +25,7 @@ from textual.message import Message
 from textual.widgets import Footer
 
 from agent.tui import runtime_glue as glue
-from agent.tui.attachments import AttachmentBar, attached_line, request_text
+from agent.tui.attachments import AttachmentBar
 from agent.tui.chat import AnswerMessage, ChatView, ErrorMessage, NoticeMessage, UserMessage
 from agent.tui.commands import parse_slash, welcome_markdown
 from agent.tui.header import StatusHeader
@@ -267,22 +267,13 @@ class FalPersonaApp(App):
         if text.startswith("/"):
             await self._slash(text)
             return
-        files = await self.attachments.take()  # they go with this request, then the chips clear
-        await self.chat.add(UserMessage(text + ("\n" + attached_line(files) if files else "")))
-        if files and not self.ready.is_set():  # which model reads them is known once it is up
-            self.run_worker(self._send_when_ready(text, files), group="attach-send")
+        if self.attachments.files:  # they go with this request, then the chips clear
+            from agent.tui.actions import send_with_attachments
+
+            await send_with_attachments(self, text)
             return
-        self.start_turn(request_text(text, files, offline=self._offline_planner()))
-
-    async def _send_when_ready(self, text: str, files: list[Any]) -> None:
-        await self.ready.wait()
-        self.start_turn(request_text(text, files, offline=self._offline_planner()))
-
-    def _offline_planner(self) -> bool:
-        offline = getattr(self.settings, "uses_offline_planner", None)
-        if offline is None and self.runtime is not None:
-            offline = "offline" in glue.model_name(self.runtime).lower()
-        return bool(offline)
+        await self.chat.add(UserMessage(text))
+        self.start_turn(text)
 
     @on(PromptInput.PathsPasted)
     @at_edge("a pasted path")

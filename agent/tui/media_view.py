@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from io import BytesIO
 from collections.abc import Awaitable, Callable
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -161,8 +161,8 @@ class MediaPreview(Vertical):
 
     async def save(self) -> Path:
         """Save to the media folder (reusing downloaded bytes)."""
-        from agent.media import _extension, save_bytes, save_media
         from agent.locations import media_dir
+        from agent.media import _extension, save_bytes, save_media
 
         if self.data is not None:
             ext = _extension(self.ref.url, self.ref.content_type)

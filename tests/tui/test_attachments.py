@@ -228,3 +228,24 @@ async def test_an_mp4_shows_its_length_without_a_frame(tmp_path):
         assert "▶ video · 8.0 s · inline data" == str(preview.query_one(".media-title").content)
         saved = await _press_save(pilot, preview)
         assert saved.name == "clip.mp4" and saved.read_bytes() == _mp4(8.0)
+
+
+async def test_attached_files_sent_before_the_runtime_is_up_go_once_it_is(tmp_path):
+    import asyncio
+
+    from tests.tui.fakes import FakeFactory
+
+    _files(tmp_path)
+    gate = asyncio.Event()
+    factory = FakeFactory(gate=gate)
+    app = make_app(factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "/attach photo.png")
+        await wait_for(pilot, lambda: _chips(app), what="chip")
+        await send(pilot, "submit fal-ai/x prompt hi")
+        await pilot.pause()
+        assert not _chips(app) and not factory.built  # shown, waiting for the runtime
+        assert str(app.query(UserMessage).last().content).endswith("attached: photo.png (image, 1.2 KB)")
+        gate.set()
+        await wait_for(pilot, lambda: app.runtime is not None and _prompts(app), what="the request")
+        assert _prompts(app) == ["submit fal-ai/x prompt hi image_url=./photo.png"]

@@ -11,8 +11,15 @@ import pytest
 
 from agent.media import find_media, kind_of, text_result
 from agent.planner.grammar import parse
-from agent.tui.attachments import (Attachment, AttachmentError, attach, complete_path, human_size,
-                                   pasted_paths, request_text)
+from agent.tui.attachments import (
+    Attachment,
+    AttachmentError,
+    attach,
+    complete_path,
+    human_size,
+    pasted_paths,
+    request_text,
+)
 from agent.tui.commands import parse_slash
 from agent.tui.mediainfo import decode_video, decode_wav, format_duration, mp4_duration, waveform
 from tests.tui.fakes import gif_data_url, wav_bytes
