@@ -210,6 +210,10 @@ async def test_upload_file_tool_through_the_planner_is_asked_and_recorded(sandbo
     assert not end.error and end.artifact["size"] == 10000
     [uploaded] = control(sandbox, "uploads")["uploads"]
     assert end.artifact["url"] == uploaded["access_url"]
+    store = TranscriptStore()
+    [row] = [r for r in store.events(store.latest_conversation()) if r["kind"] == "tool_result"]
+    assert row["data"]["artifact"].items() >= {"file_name": "notes.bin", "size": 10000,
+                                               "url": uploaded["access_url"]}.items()
 
 
 # -- refused before approval, no job ------------------------------------------------------------
