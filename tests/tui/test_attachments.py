@@ -249,3 +249,25 @@ async def test_attached_files_sent_before_the_runtime_is_up_go_once_it_is(tmp_pa
         gate.set()
         await wait_for(pilot, lambda: app.runtime is not None and _prompts(app), what="the request")
         assert _prompts(app) == ["submit fal-ai/x prompt hi image_url=./photo.png"]
+
+
+async def test_with_terminal_graphics_the_first_frame_is_a_picture_widget_with_its_caption(monkeypatch):
+    from textual.widgets import Static
+
+    from agent.tui import media_view
+
+    class FakeGraphics(Static):  # stands in for textual-image's widget (a PIL image in, a picture out)
+        def __init__(self, image, classes: str = "") -> None:
+            super().__init__(f"picture {image.size[0]}x{image.size[1]}", classes=classes)
+
+    monkeypatch.setattr(media_view, "graphics_image_class", lambda: FakeGraphics)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot)
+        await send(pilot, "animate")
+        await wait_for(pilot, lambda: app.query(MediaPreview) and app.query(MediaPreview).last().shown, what="video")
+        video = app.query(MediaPreview).last()
+        kinds = [type(w).__name__ for w in video.children]
+        assert kinds[:3] == ["Static", "FakeGraphics", "Static"]  # title, picture, caption
+        assert str(video.children[1].content) == "picture 32x24"
+        assert str(video.children[2].content) == "▶ first frame · 4 frames · 1.0 s"
