@@ -140,7 +140,7 @@ class SubmitInputs:
         """Check a submit's `args` (endpoint_id, arguments); InputsRefused says why it may not run."""
         from tools.fal.errors import ArgumentsInvalid, FalError, InputError, UploadFileError
         from tools.fal.files import check_file
-        from tools.fal.inputschema import InputSchema, SchemaUnavailable
+        from tools.fal.inputschema import InputSchema
 
         endpoint, arguments = args.get("endpoint_id"), args.get("arguments")
         if not isinstance(endpoint, str) or not endpoint.strip() or not isinstance(arguments, dict):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from scripted_openai import ScriptedOpenAI, call, calls, text
 
 from agent.cli import ask, main
 from agent.core.events import ApprovalRequest, Decision, ToolEnd, ToolProgress
@@ -25,7 +26,6 @@ from agent.settings import Settings
 from agent.transcript.store import TranscriptStore
 from sandbox.config import SandboxConfig
 from sandbox.server import RunningSandbox, start_in_thread
-from scripted_openai import ScriptedOpenAI, call, calls, text
 
 Image = pytest.importorskip("PIL.Image")
 I2I = "fal-ai/flux/dev/image-to-image"

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_fakes import FakeFal, build_fake_tools
+from agent_support import personas  # noqa: F401 - fixture
 from langchain_core.tools import StructuredTool
 
 from agent.core.events import ApprovalRequest, Decision, ToolEnd
 from agent.core.media_inputs import NO_SCHEMA, SubmitInputs, approval_lines
 from agent.core.runner import AgentRunner
 from agent.settings import Settings
-from agent_fakes import FakeFal, build_fake_tools
-from agent_support import personas  # noqa: F401 - fixture
 from tools.fal.config import FalConfig
 from tools.fal.errors import ServerError
 from tools.fal.inputschema import SchemaUnavailable, input_schema_from_openapi
@@ -168,7 +168,7 @@ def test_planner_media_steps(text, endpoint, arguments):
 @pytest.mark.parametrize(("text", "why"), [("edit", "edit which file?"), ("edit ./a.png", "how should it change?"),
                                            ("upscale", "upscale which file?")])
 def test_planner_media_steps_say_what_is_missing(text, why):
-    from agent.planner.grammar import GrammarError, HELP_TEXT, parse
+    from agent.planner.grammar import HELP_TEXT, GrammarError, parse
 
     with pytest.raises(GrammarError, match=why):
         parse(text)
