@@ -187,14 +187,15 @@ _FILE = {"type": "object", "properties": {"url": {"type": "string"}, "content_ty
 
 
 def _output_schema(kind: str) -> dict[str, Any]:
-    props: dict[str, Any] = {
+    by_kind: dict[str, dict[str, Any]] = {
         "images": {"images": {"type": "array", "items": _FILE}, "seed": {"type": "integer"}},
         "video": {"video": _FILE, "seed": {"type": "integer"}},
         "audio": {"audio": _FILE},
         "text": {"text": {"type": "string"}, "chunks": {"type": "array", "items": {"type": "object"}}},
         "mesh": {"model_mesh": _FILE},
         "lora": {"diffusers_lora_file": _FILE, "config_file": _FILE},
-    }[kind]
+    }
+    props = by_kind[kind]
     return {"type": "object", "title": "Output", "properties": props, "required": list(props)[:1]}
 
 

@@ -164,7 +164,7 @@ def _image(data: bytes, side: int) -> PILImage.Image:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        im = Image.open(io.BytesIO(data))
+        im: Image.Image = Image.open(io.BytesIO(data))
         if im.width * im.height > MAX_PIXELS:
             raise MediaProblem("image_too_large", f"Image has more than {MAX_PIXELS} pixels",
                                {"max_pixels": MAX_PIXELS, "width": im.width, "height": im.height})

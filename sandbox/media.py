@@ -29,7 +29,7 @@ import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image as PILImage
@@ -307,7 +307,8 @@ def read_wav(data: bytes) -> WavInfo:
     if audio_format not in (1, 3, 0xFFFE) or not channels or not rate or not block:
         raise UnreadableAudio(f"unsupported WAV encoding (format tag {audio_format})")
     duration = round(frames_bytes / block / rate, 3)
-    text, words = None, ()
+    text: str | None = None
+    words: tuple[tuple[str, float, float], ...] = ()
     if meta:
         try:
             doc = json.loads(meta.decode())

@@ -18,8 +18,8 @@ from typing import Any
 from sandbox import results, schemas
 from sandbox.catalog import Endpoint
 from sandbox.config import SandboxConfig
-from sandbox.jobs import CANCELLED_DETAIL, COMPLETED, IN_PROGRESS, IN_QUEUE, Job, jitter
 from sandbox.inputs import MediaInput
+from sandbox.jobs import CANCELLED_DETAIL, COMPLETED, IN_PROGRESS, IN_QUEUE, Job, jitter
 from sandbox.media import MediaStore
 
 _LARGE_RESULT = 10 * 1024
@@ -127,7 +127,7 @@ class QueueManager:
     def _earliest(self) -> tuple[float, str, Job | None]:
         best: tuple[float, str, Job | None] = (math.inf, "", None)
         limit = self.config.concurrency_limit
-        for key, running in self._running.items():
+        for running in self._running.values():
             for job in running:
                 if job.ends_at < best[0]:
                     best = (job.ends_at, "finish", job)

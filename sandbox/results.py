@@ -70,11 +70,11 @@ def _transcript(info: M.WavInfo, digest: str) -> tuple[str, list[dict[str, Any]]
         return info.text, chunks
     # Not made by the sandbox: a stable stand-in transcript spread over the audio's length.
     raw = hashlib.sha256(digest.encode()).digest()
-    words = [_WORDS[b % len(_WORDS)] for b in raw[:12]]
+    names = [_WORDS[b % len(_WORDS)] for b in raw[:12]]
     span = info.duration / 3 if info.duration else 1.5
-    chunks = [{"timestamp": [round(i * span, 3), round((i + 1) * span, 3)], "text": " ".join(words[i * 4:i * 4 + 4])}
+    chunks = [{"timestamp": [round(i * span, 3), round((i + 1) * span, 3)], "text": " ".join(names[i * 4:i * 4 + 4])}
               for i in range(3)]
-    return " ".join(words), chunks
+    return " ".join(names), chunks
 
 
 def build_output(ep: Endpoint, inp: dict[str, Any], request_id: str, base_url: str,

@@ -13,8 +13,16 @@ from starlette.responses import Response
 
 from sandbox import catalog
 from sandbox.auth import Caller
-from sandbox.http import (BodyTooLarge, apply_faults, caller_or_error, json_response, maybe_malformed,
-                          platform_error, read_body, state_of)
+from sandbox.http import (
+    BodyTooLarge,
+    apply_faults,
+    caller_or_error,
+    json_response,
+    maybe_malformed,
+    platform_error,
+    read_body,
+    state_of,
+)
 
 DEFAULT_LIMIT, MAX_LIMIT, MAX_IDS = 50, 100, 50
 _EXPANDS = ("openapi-3.0", "enterprise_status")

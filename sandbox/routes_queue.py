@@ -18,8 +18,17 @@ from starlette.responses import Response, StreamingResponse
 
 from sandbox import catalog, inputs, schemas
 from sandbox.auth import Caller
-from sandbox.http import (BodyTooLarge, apply_faults, caller_or_error, flag, json_response, maybe_malformed,
-                          queue_error, read_body, state_of)
+from sandbox.http import (
+    BodyTooLarge,
+    apply_faults,
+    caller_or_error,
+    flag,
+    json_response,
+    maybe_malformed,
+    queue_error,
+    read_body,
+    state_of,
+)
 from sandbox.jobs import COMPLETED, Job
 
 _LEGACY_ID = re.compile(r"^(\d+)-([a-zA-Z0-9-]+)$")

@@ -55,7 +55,7 @@ async def run_entry(request: Request) -> Response:
         return job
     state = state_of(request)
     while True:
-        now = state.pump()
+        state.pump()
         if job.state == COMPLETED:
             break
         if state.queue.jobs.get(job.request_id) is not job:

@@ -38,8 +38,16 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from sandbox.http import (BodyTooLarge, apply_faults, caller_or_error, json_response, maybe_malformed,
-                          queue_error, read_body, state_of)
+from sandbox.http import (
+    BodyTooLarge,
+    apply_faults,
+    caller_or_error,
+    json_response,
+    maybe_malformed,
+    queue_error,
+    read_body,
+    state_of,
+)
 from sandbox.uploads import StoredFile, UploadError, iso_utc, parse_lifecycle
 
 _MAX_PART_NUMBER = 10000

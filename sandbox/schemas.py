@@ -222,7 +222,7 @@ def validate_input(family: str, body: Any) -> list[dict[str, Any]]:
         item = _one(error)
         if item is not None:
             head = item["loc"][1] if len(item["loc"]) > 1 else None
-            found.append((order.get(head, len(order)), item))
+            found.append((order.get(head, len(order)) if isinstance(head, str) else len(order), item))
     for name in body:
         if name not in fields:
             found.append((len(order) + 1, _err("extra_forbidden", ["body", name], "Extra inputs are not permitted",

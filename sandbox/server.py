@@ -106,7 +106,6 @@ def start_in_thread(host: str = "127.0.0.1", port: int = 0, config: SandboxConfi
     """Start a sandbox on a background thread and return once it accepts connections."""
     app, sock, cert, url = _prepare(host, port, config, tls, data_dir)
     server = uvicorn.Server(_uvicorn_config(app, cert))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
     holder: dict[str, Any] = {}
 
     def run() -> None:

@@ -72,7 +72,7 @@ class SandboxState:
             try:
                 self.pump()
                 nxt = min(self.queue.next_event(), self.webhooks.next_due())
-            except Exception:  # noqa: BLE001 - one bad transition must not stop every later one
+            except Exception:  # one bad transition must not stop every later one
                 log.exception("sandbox ticker: applying due queue events failed; retrying")
                 # Rest a little (or until the clock changes) so a persistent error cannot spin.
                 with contextlib.suppress(TimeoutError):

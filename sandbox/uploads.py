@@ -14,9 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import secrets
-import os
 import shutil
 import tempfile
 import threading
