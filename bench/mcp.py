@@ -8,6 +8,9 @@ One sandbox runs in this process; both paths call its catalogue with the same ar
 Each round times N calls of each, alternating one by one (after a warm-up), and takes
   ratio = median(mcp latency) / median(direct latency)
 and the figure is the median of the rounds' ratios. Goal: ratio <= 1.5.
+Also timed in the same rounds: an MCP ping (`send_ping`, the SDK's JSON-RPC round trip with
+no tool behind it), to show the floor: (direct + ping) / direct is what a server doing no
+work at all would score. The machine's load average is printed with the figures.
 Run: .venv/bin/python bench/mcp.py [calls per round, default 60] [rounds, default 3]
 (BENCH_MCP_ARGS="--no-log" passes extra flags to the server, e.g. to see the transcript's share.)
 """
@@ -32,16 +35,18 @@ ARGS = {"query": "flux", "limit": 10}
 GOAL = 1.5
 
 
-async def _paired(direct, via_mcp, n: int, *, flip: bool) -> tuple[list[float], list[float]]:
-    """N calls of each, alternating one by one (so both see the same machine load)."""
+async def _paired(direct, via_mcp, ping, n: int, *, flip: bool) -> tuple[list[float], list[float], list[float]]:
+    """N calls of each, alternating one by one (so all see the same machine load)."""
     d: list[float] = []
     m: list[float] = []
+    p: list[float] = []
     for i in range(n):
-        for call, out in ((direct, d), (via_mcp, m)) if (i % 2 == 0) != flip else ((via_mcp, m), (direct, d)):
+        order = [(direct, d), (via_mcp, m), (ping, p)]
+        for call, out in (order if (i % 2 == 0) != flip else order[::-1]):
             started = time.perf_counter()
             await call()
             out.append(time.perf_counter() - started)
-    return d, m
+    return d, m, p
 
 
 async def _timed(call, n: int) -> list[float]:
@@ -88,19 +93,25 @@ async def main(n: int, rounds: int) -> None:
 
                     await _timed(via_mcp, 10)  # warm-up: imports, connections, the first transcript write
                     await _timed(direct, 10)
-                    ratios = []
+                    async def ping() -> None:
+                        await session.send_ping()
+
+                    ratios, floors = [], []
                     for r in range(rounds):
-                        d, m = await _paired(direct, via_mcp, n, flip=r % 2 == 1)
-                        md, mm = statistics.median(d), statistics.median(m)
+                        d, m, p = await _paired(direct, via_mcp, ping, n, flip=r % 2 == 1)
+                        md, mm, mp = statistics.median(d), statistics.median(m), statistics.median(p)
                         ratios.append(mm / md)
+                        floors.append((md + mp) / md)
                         print(f"round {r + 1}: direct {md * 1e3:.2f} ms, mcp {mm * 1e3:.2f} ms "
-                              f"(+{(mm - md) * 1e3:.2f} ms), ratio {mm / md:.2f}")
+                              f"(+{(mm - md) * 1e3:.2f} ms), ratio {mm / md:.2f}; ping {mp * 1e3:.2f} ms")
     finally:
         sandbox.stop()
     ratio = statistics.median(ratios)
     verdict = "met" if ratio <= GOAL else "NOT met"
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
     print(f"search_models, {n} calls x {rounds} rounds on the sandbox: mcp/direct median latency ratio "
-          f"{ratio:.2f} (goal <= {GOAL}): {verdict}")
+          f"{ratio:.2f} (goal <= {GOAL}): {verdict}; the SDK's round trip alone (ping) makes "
+          f"{statistics.median(floors):.2f}; load average {load}")
 
 
 if __name__ == "__main__":

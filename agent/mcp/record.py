@@ -1,14 +1,16 @@
-"""The MCP server's transcript: rows prepared during the call, committed after the reply.
+"""The MCP server's transcript: a call's rows recorded after its reply, at most ms later.
 
 Every call of `fal-persona mcp` is recorded as a chat's are (`agent.core.turnlog.TurnLog`
-over the store's `prepare`/`write`): each row is validated, redacted and encoded while the
-call runs (a snapshot: nothing that changes later reaches it). What differs is the commit. A
-chat commits before it shows what it recorded; an MCP reply shows the client nothing of the
-transcript, so the commit, the part that waits on SQLite, need not delay it. `DeferredTranscript`
-gathers the rows and, `COMMIT_DELAY_S` after the first of a batch arrived (a timer on the
-caller's event loop: the call itself only appends), hands the batch to a thread that commits
-it. So a reply goes out first, a burst of calls shares one commit, and SQLite's work (which
-releases the GIL) runs beside the loop instead of on it.
+over the store's `prepare`/`write`), with the same rows, redaction and encoding. What differs
+is when. A chat commits before it shows what it recorded; an MCP reply shows the client
+nothing of the transcript, so neither the redaction and encoding (`prepare`) nor the commit
+need delay it. `DeferredTranscript.prepare` only notes the row (and the time it was recorded);
+`COMMIT_DELAY_S` after the first row of a batch arrived (a timer on the caller's event loop:
+the call itself only appends), a thread prepares and commits the batch. So a reply goes out
+first, a burst of calls shares one commit, and the work runs while the loop waits on the
+network or the next request. The data a call records is its own (the guard builds each row's
+dict for the row, from copies), and nothing changes it once recorded, so preparing it later
+stores what preparing it at once would have; a row's time is the time it was recorded.
 
 What that costs: a `kill -9` within `COMMIT_DELAY_S` of a call can lose that call's rows (the
 store's own durability holds once they are committed). A clean end (stdin closed, SIGTERM,
@@ -21,7 +23,8 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from agent.transcript.sql import Row
@@ -30,6 +33,20 @@ log = logging.getLogger(__name__)
 
 COMMIT_DELAY_S = 0.02
 FLUSH_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A row as recorded, to be prepared (validated, redacted, encoded) by the committing thread."""
+
+    session_id: str
+    kind: str
+    data: Mapping[str, Any]
+    user: str | None
+    persona: str | None
+    duration_s: float | None
+    ref: str | None
+    ts: float
 
 
 class DeferredTranscript:
@@ -45,7 +62,7 @@ class DeferredTranscript:
         self.store = store
         self.delay_s = delay_s
         self.failures = 0
-        self._rows: list[Row] = []
+        self._rows: list[Row | Pending] = []
         self._due = False  # the gathered rows are to be committed now
         self._timer = False  # a hand-off is scheduled on some loop
         self._writing = False
@@ -65,13 +82,13 @@ class DeferredTranscript:
 
     def prepare(self, session_id: str, kind: str, data: Mapping[str, Any], *, user: str | None,
                 persona: str | None, duration_s: float | None = None,
-                ref: str | None = None) -> Row | None:
-        """The store's `prepare`: validated, redacted and encoded now, on the caller's thread."""
-        row: Row | None = self.store.prepare(session_id, kind, data, user=user, persona=persona,
-                                             duration_s=duration_s, ref=ref)
-        return row
+                ref: str | None = None) -> Pending | None:
+        """The row, noted for the committing thread to prepare; None when logging is off."""
+        if not self.enabled:
+            return None
+        return Pending(session_id, kind, data, user, persona, duration_s, ref, time.time())
 
-    def write(self, rows: list[Row]) -> list[int]:
+    def write(self, rows: Sequence[Row | Pending]) -> list[int]:
         """Queue `rows` for a commit at most `delay_s` from now; returns at once (no ids)."""
         if not rows:
             return []
@@ -95,7 +112,7 @@ class DeferredTranscript:
 
     def record(self, session_id: str, kind: str, data: Mapping[str, Any], *, user: str | None,
                persona: str | None, duration_s: float | None = None, ref: str | None = None) -> None:
-        """One row, prepared now and committed with the next batch."""
+        """One row, prepared and committed with the next batch."""
         row = self.prepare(session_id, kind, data, user=user, persona=persona,
                            duration_s=duration_s, ref=ref)
         if row is not None:
@@ -139,6 +156,7 @@ class DeferredTranscript:
             self._closed = True
             self._cond.notify_all()
             thread = self._thread
+            left: list[Row | Pending]
             left, self._rows = self._rows, []
         if thread is not None:
             thread.join(timeout)
@@ -161,9 +179,29 @@ class DeferredTranscript:
                     self._writing = False
                     self._cond.notify_all()
 
-    def _commit(self, rows: list[Row]) -> None:
+    def _prepared(self, row: Row | Pending) -> Row | None:
+        if not isinstance(row, Pending):
+            return row
+        done: Row | None = self.store.prepare(row.session_id, row.kind, row.data, user=row.user,
+                                              persona=row.persona, duration_s=row.duration_s, ref=row.ref)
+        # Row is (session_id, ts, kind, ...): the time it was recorded, not prepared.
+        return None if done is None else (done[0], row.ts, *done[2:])  # type: ignore[return-value]
+
+    def _commit(self, rows: list[Row | Pending]) -> None:
+        ready: list[Row] = []
+        for row in rows:
+            try:
+                prepared = self._prepared(row)
+            except Exception:  # noqa: BLE001 - one bad row must not cost the others theirs
+                self.failures += 1
+                log.warning("mcp: a transcript row could not be prepared", exc_info=True)
+                continue
+            if prepared is not None:
+                ready.append(prepared)
+        if not ready:
+            return
         try:
-            self.store.write(rows)
+            self.store.write(ready)
         except Exception:  # noqa: BLE001 - the replies went out; the log says what was lost
             self.failures += 1
-            log.warning("mcp: %d transcript row(s) could not be committed", len(rows), exc_info=True)
+            log.warning("mcp: %d transcript row(s) could not be committed", len(ready), exc_info=True)

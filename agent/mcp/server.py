@@ -80,6 +80,19 @@ class PersonaServer(FastMCP):
         self.approval_timeout_s = approval_timeout_s
         self._specs = bridge.specs()
 
+    async def run_stdio_async(self) -> None:
+        """Serve over stdin/stdout, read and written by the loop when they are pipes (see
+        `agent.mcp.stdio`: no thread hop per message), else as the SDK does."""
+        from mcp.server.stdio import stdio_server
+
+        from agent.mcp.stdio import loop_stdio
+
+        async with loop_stdio() as pipes:
+            stdin, stdout = pipes if pipes is not None else (None, None)
+            async with stdio_server(stdin, stdout) as (read_stream, write_stream):  # type: ignore[arg-type]
+                await self._mcp_server.run(read_stream, write_stream,
+                                           self._mcp_server.create_initialization_options())
+
     async def list_tools(self) -> list[types.Tool]:
         return [types.Tool(name=s.name, description=s.description, inputSchema=s.input_schema,
                            annotations=annotations(s)) for s in self._specs]
