@@ -54,7 +54,7 @@ class PipeLines:
                 line = bytes(self._buf[:cut + 1])
                 del self._buf[:cut + 1]
                 self._searched = 0
-                if self._dropping:
+                if self._dropping or len(line) > self._max:
                     self._dropping = False
                     return OVERSIZED
                 return line.decode("utf-8", "replace")
