@@ -15,8 +15,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from tools.catalog import OPTIONAL_TOOLS, TOOL_KINDS, build_fal_tool
     from tools.fal import (
-        ArgumentsInvalid, FalClient, FalConfig, FalError, InputField, InputSchema,
-        SchemaUnavailable, UploadedFile, UploadFileError,
+        ArgumentsInvalid,
+        FalClient,
+        FalConfig,
+        FalError,
+        InputField,
+        InputSchema,
+        SchemaUnavailable,
+        UploadedFile,
+        UploadFileError,
     )
 
 __all__ = [
@@ -35,7 +42,7 @@ def __getattr__(name: str) -> Any:
 
 
 def build_fal_tools(config: Any = None, client: Any = None, *,
-                    include_upload: bool = False) -> "list[BaseTool]":
+                    include_upload: bool = False) -> list[BaseTool]:
     """Return the nine fal.ai tools (and ``upload_file`` with `include_upload`), configured
     from the environment unless told otherwise."""
     from tools.catalog import build_fal_tools as _build

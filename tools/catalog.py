@@ -32,6 +32,9 @@ from tools.registry import REGISTRY
 from tools.registry import TOOL_KINDS as _TOOL_KINDS
 from tools.syncrun import run_sync
 
+__all__ = ["Result", "Handler", "STATUS_EVENT", "OPTIONAL_TOOLS", "TOOL_KINDS", "build_fal_tools", "build_fal_tool"]
+
+
 Result = tuple[str, Any]
 Handler = Callable[[FalClient, Any], Awaitable[Result]]
 STATUS_EVENT = "fal_queue_status"

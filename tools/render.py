@@ -9,10 +9,21 @@ from tools.fal.errors import FalError, RequestFailedError
 from tools.fal.files import human_size
 from tools.fal.mapping import summarize_detail
 from tools.fal.models import (
-    CancelResult, EstimateResponse, Jwks, ModelsPage, PricingResponse, QueueStatus,
+    CancelResult,
+    EstimateResponse,
+    Jwks,
+    ModelsPage,
+    PricingResponse,
+    QueueStatus,
     SubmitResponse,
 )
 from tools.fal.upload import UploadedFile
+
+__all__ = [
+    "MAX_CONTENT", "error", "submitted", "status_line", "status", "result", "failed_result", "cancelled",
+    "models_table", "prices", "estimate", "jwks", "input_fields", "uploaded"
+]
+
 
 MAX_CONTENT = 2000
 _MEDIA_KEYS = ("url",)

@@ -6,6 +6,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = [
+    "EXAMPLE_ENDPOINT", "EXAMPLE_REQUEST", "RequestArgs", "StatusArgs", "StreamArgs", "SubmitArgs", "SearchArgs",
+    "PricingArgs", "EstimateArgs", "JwksArgs", "LifecyclePreset", "UploadArgs"
+]
+
+
 EXAMPLE_ENDPOINT = "fal-ai/flux/dev"
 EXAMPLE_REQUEST = "6f1e2c1a-0d7b-4b8e-9a55-3c2f0b7d9e11"
 

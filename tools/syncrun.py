@@ -16,6 +16,9 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+__all__ = ["LoopThread", "run_sync"]
+
+
 T = TypeVar("T")
 
 
@@ -65,8 +68,8 @@ class LoopThread:
 def _settle(task: asyncio.Task[T], done: concurrent.futures.Future[T]) -> None:
     if task.cancelled():
         done.cancel()
-    elif task.exception() is not None:
-        done.set_exception(task.exception())  # type: ignore[arg-type]
+    elif (exc := task.exception()) is not None:
+        done.set_exception(exc)
     else:
         done.set_result(task.result())
 

@@ -13,19 +13,49 @@ if TYPE_CHECKING:  # pragma: no cover
     from tools.fal.client import FalClient
     from tools.fal.config import FalConfig
     from tools.fal.errors import (
-        ArgumentsInvalid, AuthError, FalError, FalTimeoutError, FileMissingError, FileTooLargeError,
-        FileUnreadableError, ForbiddenError, InputError, InvalidResponseError, LockedAccountError,
-        NotAFileError, NotFoundError, RateLimitedError, RequestFailedError, ServerError,
-        SubmitUnknownError, TransportError, UploadFileError, ValidationError,
+        ArgumentsInvalid,
+        AuthError,
+        FalError,
+        FalTimeoutError,
+        FileMissingError,
+        FileTooLargeError,
+        FileUnreadableError,
+        ForbiddenError,
+        InputError,
+        InvalidResponseError,
+        LockedAccountError,
+        NotAFileError,
+        NotFoundError,
+        RateLimitedError,
+        RequestFailedError,
+        ServerError,
+        SubmitUnknownError,
+        TransportError,
+        UploadFileError,
+        ValidationError,
     )
     from tools.fal.files import LIFECYCLE_PRESETS, Lifecycle
     from tools.fal.inputschema import (
-        InputField, InputSchema, SchemaCache, SchemaUnavailable, compact_fields,
+        InputField,
+        InputSchema,
+        SchemaCache,
+        SchemaUnavailable,
+        compact_fields,
         input_schema_from_openapi,
     )
     from tools.fal.models import (
-        CancelResult, EstimateResponse, Jwk, Jwks, LogEntry, ModelInfo, ModelMetadata, ModelsPage,
-        Price, PricingResponse, QueueStatus, SubmitResponse,
+        CancelResult,
+        EstimateResponse,
+        Jwk,
+        Jwks,
+        LogEntry,
+        ModelInfo,
+        ModelMetadata,
+        ModelsPage,
+        Price,
+        PricingResponse,
+        QueueStatus,
+        SubmitResponse,
     )
     from tools.fal.upload import UploadedFile
     from tools.fal.urls import EndpointId, check_request_id, parse_endpoint_id

@@ -14,7 +14,7 @@ import logging
 import threading
 import weakref
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import pydantic
@@ -24,10 +24,20 @@ from tools.fal import validate as V
 from tools.fal.config import FalConfig
 from tools.fal.files import Lifecycle
 from tools.fal.mapping import (
-    error_from_response, parse_json, parse_model, scrub, scrub_obj,
+    error_from_response,
+    parse_json,
+    parse_model,
+    scrub,
+    scrub_obj,
 )
 from tools.fal.models import (
-    CancelResult, EstimateResponse, Jwks, ModelsPage, PricingResponse, QueueStatus,
+    CancelOutcome,
+    CancelResult,
+    EstimateResponse,
+    Jwks,
+    ModelsPage,
+    PricingResponse,
+    QueueStatus,
     SubmitResponse,
 )
 from tools.fal.retry import NOT_SENT, next_delay, parse_retry_after, retry_exception, retry_status
@@ -38,7 +48,11 @@ from tools.fal.urls import parse_endpoint_id, request_url, submit_url
 if TYPE_CHECKING:  # pragma: no cover
     from tools.fal.inputschema import InputSchema, SchemaCache, SchemaUnavailable
 
+__all__ = ["FalClient"]
+
+
 log = logging.getLogger(__name__)
+_M = TypeVar("_M", bound=pydantic.BaseModel)
 
 _LOGS_ON = {"logs": "1"}
 _NO_RETRY_ON_RESULT = frozenset({401, 403, 404, 408, 409, 429, 502, 503, 504})
@@ -195,7 +209,7 @@ class FalClient:
                                 + (f": {text})" if text else ")"))
 
     @staticmethod
-    def _model(cls: type[pydantic.BaseModel], resp: httpx.Response) -> Any:
+    def _model(cls: type[_M], resp: httpx.Response) -> _M:
         try:
             return cls.model_validate_json(resp.content)
         except pydantic.ValidationError:
@@ -258,9 +272,11 @@ class FalClient:
         except E.ServerError as exc:
             # A 504 carrying X-Fal-Request-Timeout-Type is the request's own start timeout
             # expiring (shared/fal-api.md 2.2): its final outcome, not an outage to retry.
-            resp = getattr(exc.__cause__, "response", None)
-            if resp is None or "x-fal-request-timeout-type" not in resp.headers:
+            cause = exc.__cause__
+            if (not isinstance(cause, httpx.HTTPStatusError)
+                    or "x-fal-request-timeout-type" not in cause.response.headers):
                 raise
+            resp = cause.response
         if (resp.status_code >= 500 and "x-fal-request-id" not in resp.headers
                 and "x-fal-request-timeout-type" not in resp.headers):
             # Not fal replaying the request's outcome (that carries its request id) but a
@@ -290,6 +306,7 @@ class FalClient:
         body = _loose_json(resp.content)
         fal_status = body.get("status") if isinstance(body, dict) else None
         code = resp.status_code
+        outcome: CancelOutcome
         if code == 404 or fal_status == "NOT_FOUND":
             outcome = "not_found"
         elif fal_status == "ALREADY_COMPLETED":

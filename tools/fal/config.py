@@ -13,6 +13,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tools.redact import remember_secrets
 
+__all__ = [
+    "DEFAULT_QUEUE_BASE_URL", "DEFAULT_API_BASE_URL", "DEFAULT_JWKS_URL", "DEFAULT_REST_BASE_URL",
+    "DEFAULT_CDN_BASE_URL", "GIB", "clean_secret", "settings_error_text", "BY_NAME_ENV_PREFIX", "FalConfig"
+]
+
+
 DEFAULT_QUEUE_BASE_URL = "https://queue.fal.run"
 DEFAULT_API_BASE_URL = "https://api.fal.ai/v1"
 DEFAULT_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"

@@ -46,7 +46,15 @@ parse error). Messages are built from fal's answer, with the configured key scru
 from __future__ import annotations
 
 from typing import Any
+
 from tools.errors import AppError
+
+__all__ = [
+    "FalError", "InputError", "ArgumentsInvalid", "UploadFileError", "FileMissingError", "NotAFileError",
+    "FileUnreadableError", "FileTooLargeError", "AuthError", "ForbiddenError", "LockedAccountError", "NotFoundError",
+    "ValidationError", "RateLimitedError", "ServerError", "FalTimeoutError", "TransportError", "InvalidResponseError",
+    "SubmitUnknownError", "RequestFailedError"
+]
 
 
 class FalError(AppError):

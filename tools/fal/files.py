@@ -22,9 +22,20 @@ from pathlib import Path
 from urllib.parse import quote
 
 from tools.fal.errors import (
-    FileMissingError, FileTooLargeError, FileUnreadableError, InputError, NotAFileError,
+    FileMissingError,
+    FileTooLargeError,
+    FileUnreadableError,
+    InputError,
+    NotAFileError,
     UploadFileError,
 )
+
+__all__ = [
+    "MIB", "MULTIPART_THRESHOLD", "PART_SIZE", "DEFAULT_CONTENT_TYPE", "LIFECYCLE_PRESETS", "Lifecycle", "LocalFile",
+    "human_size", "check_size", "check_file", "read_part", "part_count", "part_span", "lifecycle_seconds",
+    "lifecycle_header", "content_type_for", "header_file_name"
+]
+
 
 MIB = 1024 * 1024
 MULTIPART_THRESHOLD = 100 * MIB

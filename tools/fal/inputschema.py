@@ -27,6 +27,12 @@ from tools.fal.urls import parse_endpoint_id
 if TYPE_CHECKING:  # pragma: no cover
     from tools.fal.client import FalClient
 
+__all__ = [
+    "UNAVAILABLE_TTL_S", "InputField", "InputSchema", "SchemaUnavailable", "find_input", "input_schema_from_openapi",
+    "SchemaCache", "compact_fields"
+]
+
+
 _URL = re.compile(r"(?i)(https?|data|s3|gs|ftp):")
 _MEDIA_FORMATS = frozenset({"uri", "url", "iri", "uri-reference", "binary", "data-url"})
 UNAVAILABLE_TTL_S = 30.0

@@ -19,6 +19,9 @@ from tools.fal import errors as E
 from tools.fal.retry import parse_retry_after
 from tools.redact import MASK, Redactor
 
+__all__ = ["REDACTED", "scrub", "scrub_obj", "summarize_detail", "error_from_response", "parse_model", "parse_json"]
+
+
 M = TypeVar("M", bound=pydantic.BaseModel)
 _MAX_TEXT = 300
 REDACTED = MASK

@@ -10,6 +10,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = [
+    "QueueState", "CancelOutcome", "EstimateType", "SubmitResponse", "LogEntry", "QueueStatus", "CancelResult",
+    "ModelGroup", "ModelMetadata", "ModelInfo", "ModelsPage", "Price", "PricingResponse", "EstimateResponse", "Jwk",
+    "Jwks"
+]
+
+
 QueueState = Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
 CancelOutcome = Literal["requested", "already_completed", "not_found"]
 EstimateType = Literal["historical_api_price", "unit_price"]

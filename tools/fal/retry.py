@@ -20,10 +20,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
+
+__all__ = [
+    "RETRY_STATUSES", "NOT_SENT", "retry_status", "retry_exception", "parse_retry_after", "backoff_delay", "next_delay"
+]
+
 
 RETRY_STATUSES = frozenset({408, 409, 429, 502, 503, 504})
 # Proof that the request never reached fal: the connection itself failed.
@@ -60,8 +65,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         except (TypeError, ValueError, IndexError):
             return None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
     if seconds != seconds:  # NaN
         return None
     return max(0.0, seconds)
@@ -70,7 +75,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 def backoff_delay(attempt: int, *, base_s: float = 0.1, cap_s: float = 10.0,
                   rand: Callable[[], float] = random.random) -> float:
     """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
-    ceiling = min(cap_s, base_s * (2 ** max(0, attempt)))
+    ceiling = min(cap_s, base_s * (2.0 ** max(0, attempt)))
     return rand() * ceiling
 
 

@@ -21,6 +21,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from tools.fal.inputschema import InputField
 
+__all__ = [
+    "ref_name", "deref", "variants", "merged_properties", "type_text", "allowed_values", "checkable", "describe",
+    "problems"
+]
+
+
 _REF_PREFIX = "#/components/schemas/"
 _LITERAL_KEYS = frozenset({"enum", "const", "default", "example", "examples"})
 _MAX_DEPTH = 8
@@ -154,7 +160,7 @@ def _convert(node: Any) -> Any:
 
 def checkable(doc: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
     """The input schema as JSON Schema 2020-12, with the document's components for $ref."""
-    root = _convert(schema)
+    root: dict[str, Any] = _convert(schema)
     root["components"] = _convert(doc.get("components") or {})
     return root
 
@@ -261,7 +267,7 @@ def _error_line(root: Mapping[str, Any], err: SchemaError,
         missing = [r for r in err.validator_value if r not in value]
         return f"{label}: missing required {', '.join(map(repr, missing))}"
     if kind == "additionalProperties":
-        known = set((err.schema.get("properties") or {}))
+        known = set(err.schema.get("properties") or {})
         extra = [k for k in value if k not in known]
         return f"{label}: unknown key(s) {', '.join(map(repr, extra))}"
     if kind in ("type", "anyOf", "oneOf"):

@@ -23,6 +23,8 @@ from tools.fal.mapping import error_from_response, parse_model
 from tools.fal.models import QueueStatus
 from tools.fal.retry import backoff_delay, parse_retry_after, retry_exception, retry_status
 
+__all__ = ["stream_statuses"]
+
 
 async def stream_statuses(
     http: httpx.AsyncClient,

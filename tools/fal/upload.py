@@ -26,7 +26,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -38,6 +38,9 @@ from tools.fal.mapping import parse_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from tools.fal.client import FalClient
+
+__all__ = ["TOKEN_PATH", "STORAGE_TYPE", "Source", "UploadedFile", "CdnToken", "parse_token", "Uploader"]
+
 
 TOKEN_PATH = "/storage/auth/token"
 STORAGE_TYPE = "fal-cdn-v3"
@@ -110,7 +113,7 @@ def _epoch(value: Any, now: float) -> float:
             pass
         else:
             if when.tzinfo is None:
-                when = when.replace(tzinfo=timezone.utc)
+                when = when.replace(tzinfo=UTC)
             return when.timestamp()
     if value is None:
         return now + 60.0  # no expiry given: use it briefly, then ask again
@@ -221,11 +224,12 @@ class Uploader:
         limit = self._fal.config.upload_max_bytes
         expires = F.lifecycle_seconds(lifecycle)
         if isinstance(source, (bytes, bytearray, memoryview)):
-            data: bytes | None = bytes(source)
+            blob = bytes(source)
+            data: bytes | None = blob
             name = file_name or "upload.bin"
-            F.check_size(len(data), limit, f"the {name} payload")
+            F.check_size(len(blob), limit, f"the {name} payload")
             local = None
-            size = len(data)
+            size = len(blob)
         else:
             local = await asyncio.to_thread(F.check_file, source, limit)
             data, name, size = None, file_name or local.name, local.size

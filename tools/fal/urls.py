@@ -17,6 +17,9 @@ from functools import lru_cache
 
 from tools.fal.errors import InputError
 
+__all__ = ["NAMESPACES", "EndpointId", "parse_endpoint_id", "check_request_id", "request_url", "submit_url"]
+
+
 NAMESPACES = frozenset({"workflows", "comfy"})
 _SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._~-]*")
 _LEGACY = re.compile(r"(\d+)-([A-Za-z0-9_][A-Za-z0-9._~-]*)")

@@ -12,6 +12,12 @@ import httpx
 from tools.fal.errors import InputError
 from tools.fal.urls import parse_endpoint_id
 
+__all__ = [
+    "PRIORITIES", "MODEL_STATUSES", "ESTIMATE_TYPES", "MAX_ENDPOINT_IDS", "MIN_UNIT_QUANTITY", "json_body", "priority",
+    "start_timeout", "webhook_url", "positive", "endpoint_list", "models_params", "estimate_body"
+]
+
+
 PRIORITIES = ("normal", "low")
 MODEL_STATUSES = ("active", "deprecated")
 ESTIMATE_TYPES = ("historical_api_price", "unit_price")
