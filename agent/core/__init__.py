@@ -9,3 +9,5 @@
 - `follow`: follows one fal request to its outcome.
 - (what each tool is, read, spend, destructive or upload, lives in `tools.registry`.)
 """
+
+__all__: list[str] = []  # a namespace: its modules are imported by name

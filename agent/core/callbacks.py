@@ -13,9 +13,13 @@ from uuid import UUID
 
 from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, GenerationChunk
 
 from agent.core.events import Token, ToolProgress
 from agent.core.turnlog import TurnLog
+
+__all__ = ["PROGRESS_EVENT", "message_record", "TurnCallbacks"]
+
 
 PROGRESS_EVENT = "fal_queue_status"
 
@@ -79,8 +83,11 @@ class TurnCallbacks(AsyncCallbackHandler):
                                           "offset": offset,
                                           "messages": [message_record(m) for m in sent[offset:]]})
 
-    async def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
-        message = getattr(kwargs.get("chunk"), "message", None)
+    async def on_llm_new_token(self, token: str | list[str | dict[str, Any]], *,
+                               chunk: GenerationChunk | ChatGenerationChunk | None = None, run_id: UUID,
+                               parent_run_id: UUID | None = None, tags: list[str] | None = None,
+                               **kwargs: Any) -> None:
+        message = chunk.message if isinstance(chunk, ChatGenerationChunk) else None
         # Streamed arguments are parsed leniently (`{"a": x` becomes `{}`), so keep the raw
         # text: the malformed-call middleware checks it strictly.
         for piece in getattr(message, "tool_call_chunks", None) or []:
@@ -88,8 +95,10 @@ class TurnCallbacks(AsyncCallbackHandler):
             entry["args"] += piece.get("args") or ""
             if piece.get("id"):
                 self._raw_by_id[piece["id"]] = entry
-        if token:
-            self.log.emit(Token(token))
+        text = token if isinstance(token, str) else "".join(
+            p if isinstance(p, str) else str(p.get("text") or "") for p in token)
+        if text:
+            self.log.emit(Token(text))
 
     async def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         started = self._started.pop(run_id, None)

@@ -19,6 +19,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = ["CANCELLED_TYPES", "JobStatus", "JobOutcome", "follow_job"]
+
+
 log = logging.getLogger(__name__)
 
 CANCELLED_TYPES = {"request_cancelled"}
@@ -86,9 +89,8 @@ async def _statuses(client: Any, endpoint_id: str, request_id: str,
 async def follow_job(client: Any, endpoint_id: str, request_id: str, *,
                      deadline_s: float = 1800.0) -> AsyncIterator[JobStatus | JobOutcome]:
     """Yield the request's statuses, then its one outcome (never raises for fal or network errors)."""
-    from tools.fal.errors import FalError, RequestFailedError
-
     from agent.redact import redact_text
+    from tools.fal.errors import FalError, RequestFailedError
 
     deadline = time.monotonic() + deadline_s
     last: dict[str, Any] = {}
@@ -104,7 +106,8 @@ async def follow_job(client: Any, endpoint_id: str, request_id: str, *,
     except FalError as exc:
         yield JobOutcome(request_id, endpoint_id, "lost", message=redact_text(str(exc)))
         return
-    metrics = last.get("metrics") if isinstance(last.get("metrics"), dict) else {}
+    reported = last.get("metrics")
+    metrics: dict[str, Any] = reported if isinstance(reported, dict) else {}
     if last.get("error_type") in CANCELLED_TYPES:
         yield JobOutcome(request_id, endpoint_id, "cancelled", message=str(last.get("error") or "cancelled"),
                          metrics=metrics)

@@ -21,6 +21,9 @@ from langchain.agents.middleware import AgentMiddleware
 from langchain_core.messages import BaseMessage, HumanMessage, trim_messages
 from langchain_core.messages.utils import count_tokens_approximately
 
+__all__ = ["DEFAULT_MAX_TOKENS", "trimmed", "HistoryTrimMiddleware"]
+
+
 DEFAULT_MAX_TOKENS = 48_000
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from agent.redact import current
 
+__all__ = ["redacted_body", "model_http_clients"]
+
 
 def redacted_body(body: bytes, content_type: str) -> bytes | None:
     """`body` with every secret masked, or None when it holds none (send it as it is)."""

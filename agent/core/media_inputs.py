@@ -34,6 +34,12 @@ if TYPE_CHECKING:  # the client side's types; imported lazily so agent.core stay
     from tools.fal.inputschema import InputSchema, SchemaUnavailable
     from tools.fal.upload import Source, UploadedFile
 
+__all__ = [
+    "NO_SCHEMA", "FalInputs", "LocalInput", "SubmitPlan", "InputsRefused", "InputsFailed", "SubmitInputs",
+    "upload_rows", "approval_lines"
+]
+
+
 _URL = re.compile(r"(?i)(https?|data|s3|gs|ftp):")
 NO_SCHEMA = "no input schema: arguments unchecked"
 

@@ -24,6 +24,8 @@ from agent.core.media_inputs import SubmitInputs
 from agent.core.turnlog import TurnLog
 from tools.outcome import failure_artifact
 
+__all__ = ["decision_from", "GuardMiddleware", "MalformedCallMiddleware"]
+
 
 def decision_from(raw: Any) -> Decision:
     """A Decision from an interrupt's resume value (a dict, or a Decision itself)."""
@@ -64,8 +66,10 @@ def _json_problem(raw: str) -> str | None:
     """Why `raw` is not a JSON object, or None when it is one."""
     try:
         value = json.loads(raw)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         return f"the arguments are not valid JSON ({exc.msg} at character {exc.pos})"
+    except ValueError as exc:  # not a syntax error: a number too long to convert, say
+        return f"the arguments are not valid JSON ({exc})"
     return None if isinstance(value, dict) else "the arguments must be a JSON object"
 
 

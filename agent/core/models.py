@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import functools
 from typing import TYPE_CHECKING, Any
+
 from tools.errors import AppError
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.language_models import BaseChatModel
 
     from agent.settings import Settings
+
+__all__ = [
+    "DEFAULT_MODEL", "OFFLINE_MODEL", "PLACEHOLDER_KEY", "model_name_for", "make_model", "ModelStreamCutError",
+    "checked_chat_openai"
+]
+
 
 DEFAULT_MODEL = "gpt-4o-mini"
 OFFLINE_MODEL = "offline-planner"
@@ -58,7 +65,7 @@ class ModelStreamCutError(AppError, RuntimeError):
 
 
 @functools.cache
-def checked_chat_openai() -> type:
+def checked_chat_openai() -> type[BaseChatModel]:
     """`ChatOpenAI` whose streamed reply must end with a finish reason (else ModelStreamCutError):
     a stream cut off mid-reply is not taken for a whole answer."""
     from langchain_openai import ChatOpenAI

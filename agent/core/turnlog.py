@@ -17,6 +17,9 @@ from typing import Any
 
 from agent.redact import StreamRedactor, redact_text
 
+__all__ = ["COMMIT_DELAY_S", "TurnLog", "redacted_event"]
+
+
 COMMIT_DELAY_S = 0.01
 
 
@@ -118,7 +121,7 @@ class TurnLog:
         """Commit `rows`; an ErrorEvent the first time that fails, else None."""
         try:
             self.transcript.write(rows)
-        except Exception as exc:  # noqa: BLE001 - reported as an event, the turn goes on
+        except Exception as exc:  # reported as an event, the turn goes on
             return None if self._broken else self._failed(exc)
         return None
 
