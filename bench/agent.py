@@ -52,8 +52,8 @@ async def main(rounds: int) -> None:
 
     from agent.core.events import TurnEnd
     from agent.core.models import make_model
-    from agent.personas import load_personas
     from agent.core.runner import AgentRunner
+    from agent.personas import load_personas
     from agent.settings import Settings
     from agent.transcript.store import TranscriptStore
 

@@ -125,7 +125,7 @@ async def bench(port: int, rounds: int, calls: int) -> dict[str, dict[str, float
                    "fal_client": fal_result},
     }
     samples: dict[str, dict[str, list[float]]] = {op: {k: [] for k in fns} for op, fns in ops.items()}
-    for op, fns in ops.items():  # warm up connections and caches
+    for fns in ops.values():  # warm up connections and caches
         for fn in fns.values():
             await _time(fn, 50)
     for r in range(rounds):

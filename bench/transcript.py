@@ -76,10 +76,10 @@ def main() -> None:
         os.environ["FAL_PERSONA_HOME"] = tmp
         os.environ["FAL_KEY"] = "bench-key-id:bench-key-secret-value"
         from agent.redact import Redactor, env_secrets
-        from agent.transcript.store import TranscriptStore
         from agent.transcript.render import encode
-        from agent.transcript.sql import index_pending
         from agent.transcript.sql import encode_data as fast
+        from agent.transcript.sql import index_pending
+        from agent.transcript.store import TranscriptStore
 
         red = Redactor.for_secrets(env_secrets())
         full = _per_row(lambda i: encode(red(dict(PAYLOADS[i % 3][1])), red), n)

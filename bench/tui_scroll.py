@@ -18,10 +18,10 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 sys.path.insert(0, os.path.dirname(_HERE))
 
-from agent.tui.app import FalPersonaApp
-from agent.tui.chat import AnswerMessage, NoticeMessage, UserMessage
-from agent.tui.keys import DEFAULT_KEYS
-from agent.tui.toolcard import ToolCard
+from agent.tui.app import FalPersonaApp  # noqa: E402 - after the sys.path fix above
+from agent.tui.chat import AnswerMessage, NoticeMessage, UserMessage  # noqa: E402 - after the sys.path fix above
+from agent.tui.keys import DEFAULT_KEYS  # noqa: E402 - after the sys.path fix above
+from agent.tui.toolcard import ToolCard  # noqa: E402 - after the sys.path fix above
 
 
 class _Runtime:

@@ -30,7 +30,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tools.fal import FalClient, FalConfig  # noqa: E402
+from tools.fal import FalClient, FalConfig
 
 GOAL = 0.8
 KEY = "bench:secret-upload-key"
@@ -112,7 +112,7 @@ async def main(mib: int, rounds: int, concurrency: int) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = make_file(Path(tmp), size)
             async with httpx.AsyncClient(timeout=300) as http, FalClient(config) as fal:
-                for attempt in range(50):  # the server is up once the token call answers
+                for _ in range(50):  # the server is up once the token call answers
                     try:
                         await fal.uploader.token()
                         break

@@ -89,7 +89,7 @@ def serve_jwks(document: str) -> tuple[http.server.ThreadingHTTPServer, str]:
     data = document.encode()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
