@@ -55,9 +55,10 @@ class Runtime:
     webhooks_attached: bool = False
     """True when submits get the listener's URL (the queue can reach it)."""
     notices: list[str] = field(default_factory=list)
-    mcp: Any = None
-    """The persona's MCP servers (`agent.mcp.client.McpHub`) or None when it lists none."""
     """Things the user should know about this runtime (e.g. why the listener is not running)."""
+    mcp: Any = None
+    """The current persona's MCP servers (`agent.mcp.client.McpHub`) or None when it lists none;
+    a persona switch stops them and starts the new persona's (`agent.mcp.attach`)."""
     _closed: bool = field(default=False, repr=False)
 
     @property
@@ -89,7 +90,7 @@ class Runtime:
         from agent.personas import get_persona
         from agent.core.runner import AgentRunner
 
-        persona = get_persona(name, self.personas)
+        persona = self._with_mcp(get_persona(name, self.personas))
         old = self.runner
         runner = AgentRunner(self.settings, persona, self.tools, transcript=self.transcript,
                              session_id=old.session_id, user=self.user, source=self.source,
@@ -128,12 +129,23 @@ class Runtime:
             raise TranscriptError("there is no conversation to continue yet")
         rebuilt = replay(sid, store.events(sid))
         name = rebuilt.persona if rebuilt.persona in self.personas else self.runner.persona.name
-        runner = AgentRunner(self.settings, get_persona(name, self.personas), self.tools,
+        persona = self._with_mcp(get_persona(name, self.personas))
+        runner = AgentRunner(self.settings, persona, self.tools,
                              transcript=store, session_id=sid, user=self.user, source=self.source,
                              webhooks=self._webhooks(), fal=self.client)
         runner.restore(rebuilt)
         self.runner = runner
         return rebuilt
+
+    def _with_mcp(self, persona: Persona) -> Persona:
+        """`persona` with its MCP servers' tools: the servers of the persona left are stopped,
+        its own started (blocking while they start; kept when they already run)."""
+        if self.mcp is None and not persona.mcp_servers:
+            return persona
+        from agent.mcp.attach import follow_persona
+
+        self.mcp, persona, self.tools = follow_persona(self.mcp, persona, self.tools)
+        return persona
 
     def _webhooks(self) -> WebhookListener | None:
         return self.listener if self.webhooks_attached else None
@@ -190,10 +202,9 @@ def build_runtime(settings: Settings, persona_name: str | None = None, *, source
         uploads = source != "mcp" and any(UPLOAD in p.tools for p in personas.values())
         tools = build_fal_tools(config=config, client=client, include_upload=uploads)
         if persona.mcp_servers:  # their tools join the fal tools; one that fails is a notice
-            from agent.mcp.client import attach
+            from agent.mcp.attach import attach
 
             mcp, persona, tools = attach(persona, tools)
-            personas = {**personas, persona.name: persona}
             notices = [*notices, *mcp.notices]
         # The store also honours FAL_PERSONA_NO_LOG and the persistent `logs off` switch.
         transcript = TranscriptStore(enabled=not settings.no_log)

@@ -10,8 +10,8 @@ A server that does not start within `start_timeout_s` (a missing command, a cras
 does not answer) is left out and said so in `notices`; the persona keeps its other tools. One
 that dies later (noticed on the next call, or by the ping every `PING_EVERY_S`) is reported
 through `on_notice`, and its tools then answer with a typed error (`McpServerDown` in the
-artifact), never an exception. A stdio server's stderr goes to `<data dir>/logs/mcp-<name>.log`,
-not to the terminal the TUI draws on.
+artifact), never an exception. Reaching a server (stdio or HTTP) is `agent.mcp.connect`'s;
+starting a persona's servers, and switching them with the persona, `agent.mcp.attach`'s.
 """
 
 from __future__ import annotations
@@ -19,44 +19,25 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import os
-import re
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.tools import BaseTool, StructuredTool
 
 from agent.mcp.config import McpServerSpec
-from agent.redact import redact_text
+from agent.mcp.connect import open_session, reason_of, session_lost
 from tools.outcome import failure_artifact
+
+if TYPE_CHECKING:
+    from agent.personas import Persona
 
 PING_EVERY_S = 10.0
 PING_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 10.0
-_VAR_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 Result = tuple[str, dict[str, Any]]
-
-
-def expand(value: str) -> str:
-    """`${VAR}` from our environment (an unset one stays as written)."""
-    return _VAR_RE.sub(lambda m: os.environ.get(m.group(1), m.group(0)), value)
-
-
-def reason_of(exc: BaseException) -> str:
-    """A one-line, secret-free reason, looking inside exception groups."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    if isinstance(exc, TimeoutError):
-        return "it did not answer in time"
-    if type(exc).__name__ == "McpError" and "connection closed" in str(exc).lower():
-        return "it closed the connection; the process may have exited"
-    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    if isinstance(exc, FileNotFoundError) and getattr(exc, "filename", None):
-        text = f"{exc.strerror}: {exc.filename}"
-    return redact_text(str(text).splitlines()[0] if str(text) else type(exc).__name__)
 
 
 def tool_kind(tool: BaseTool) -> str:
@@ -77,18 +58,6 @@ def _text_of(content: Any) -> str:
         else:
             parts.append(str(block))
     return "\n".join(p for p in parts if p)
-
-
-def _session_lost(exc: BaseException) -> bool:
-    """Whether `exc` means the session is gone (vs. a JSON-RPC error the server answered with)."""
-    from mcp.shared.exceptions import McpError
-    from mcp.types import CONNECTION_CLOSED
-
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    if isinstance(exc, McpError):
-        return exc.error.code == CONNECTION_CLOSED
-    return True
 
 
 @dataclass
@@ -125,6 +94,10 @@ class McpHub:
         self.tools: list[BaseTool] = []
         self.approval: list[str] = []
         self.kinds: dict[str, str] = {}
+        self.persona: Persona | None = None
+        """The persona (as its file says) whose servers these are, and that persona with
+        their tools in scope (`extended`); set by `agent.mcp.attach.attach`."""
+        self.extended: Persona | None = None
 
     # -- life ---------------------------------------------------------------------------------
     def start(self, reserved: set[str] | frozenset[str] = frozenset()) -> McpHub:
@@ -181,41 +154,13 @@ class McpHub:
         return {name: srv.state for name, srv in self.servers.items()}
 
     # -- the servers' own task ----------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def _open(self, spec: McpServerSpec) -> AsyncIterator[Any]:
-        """An (uninitialised) ClientSession to `spec`'s server."""
-        from mcp import ClientSession, StdioServerParameters
-        from mcp.client.stdio import stdio_client
-
-        if spec.command is None:
-            from langchain_mcp_adapters.client import MultiServerMCPClient
-
-            client = MultiServerMCPClient({spec.name: {
-                "transport": "streamable_http", "url": spec.url or "",
-                "headers": {k: expand(v) for k, v in spec.headers.items()}}})
-            async with client.session(spec.name, auto_initialize=False) as session:
-                yield session
-            return
-        params = StdioServerParameters(command=spec.command, args=list(spec.args),
-                                       env={k: expand(v) for k, v in spec.env.items()} or None,
-                                       cwd=spec.cwd)
-        with self._errlog(spec) as errlog:
-            async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
-                yield session
-
-    def _errlog(self, spec: McpServerSpec) -> Any:
-        if self.log_dir is None:
-            return open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed by the with
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        return open(self.log_dir / f"mcp-{spec.name}.log", "a", encoding="utf-8")  # noqa: SIM115
-
     async def _serve(self, srv: ServerState) -> None:
         from langchain_mcp_adapters.tools import load_mcp_tools
 
         spec = srv.spec
         srv.wake = asyncio.Event()
         try:
-            async with self._open(spec) as session:
+            async with open_session(spec, self.log_dir) as session:
                 async with asyncio.timeout(spec.start_timeout_s):
                     await session.initialize()
                     srv.tools = await load_mcp_tools(session, server_name=spec.name, tool_name_prefix=True)
@@ -328,7 +273,7 @@ class McpHub:
                 return self._down(srv, inner.name, during=True)
             raise
         except Exception as exc:  # noqa: BLE001 - below: a refusal by the server, or a lost session
-            if not _session_lost(exc):
+            if not session_lost(exc):
                 shown = f"Error: {inner.name} failed: {reason_of(exc)}"
                 return shown, failure_artifact("failed", shown, error_type="McpError", server=srv.spec.name)
             srv.reason = reason_of(exc)
@@ -349,22 +294,3 @@ class McpHub:
         artifact = getattr(message, "artifact", None) or {}
         data = artifact.get("structured_content") if isinstance(artifact, dict) else None
         return text, {"server": srv.spec.name, "tool": inner.name, "structured_content": data}
-
-
-def attach(persona: Any, tools: list[BaseTool], *, log_dir: Path | None = None) -> tuple[McpHub, Any, list[BaseTool]]:
-    """Start `persona`'s MCP servers; (hub, the persona with their tools in scope, all tools).
-
-    The returned persona lists the servers' tools in `tools` (and in `approval` where its
-    patterns ask), so the runner binds them and the guard scopes and approves them like the
-    fal tools. It is a copy made without re-validation: only known fal tools pass a persona
-    file's own `tools` list. Never raises for a server; `hub.notices` says what is missing."""
-    if log_dir is None:
-        from agent.locations import home
-
-        log_dir = home() / "logs"
-    hub = McpHub(list(persona.mcp_servers), log_dir=log_dir).start({t.name for t in tools})
-    names = [t.name for t in hub.tools]
-    extended = persona.model_copy(update={
-        "tools": [*persona.tools, *names],
-        "approval": [*(persona.approval or []), *hub.approval]})
-    return hub, extended, [*tools, *hub.tools]

@@ -83,8 +83,9 @@ def mode_notice(runtime: SessionRuntime, settings: Any) -> str:
 
 async def switch_persona(runtime: SessionRuntime, name: str) -> SessionRuntime:
     """Go on as persona `name` in the same session (`SessionRuntime.switch_persona` carries the
-    conversation, the spend and the transcript session over)."""
-    runtime.switch_persona(name)
+    conversation, the spend and the transcript session over). In a thread: it stops the MCP
+    servers of the persona left and starts the new one's, which may take seconds."""
+    await asyncio.to_thread(runtime.switch_persona, name)
     return runtime
 
 
