@@ -1,13 +1,13 @@
-"""Fixtures for the runner tests (imported by them; a conftest here would collide with other parts)."""
+"""Fixtures for the runner tests (tests/agent/conftest.py hands them to pytest) and the `Approver` helper."""
 
 from __future__ import annotations
 
 import pytest
+from agent_fakes import FakeFal, build_fake_tools
 
 from agent.core.events import Decision
 from agent.personas import load_personas
 from agent.transcript.store import TranscriptStore
-from agent_fakes import FakeFal, build_fake_tools
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ Every request body is kept in `.requests`.
 from __future__ import annotations
 
 import asyncio
-
 import json
 import threading
 import time

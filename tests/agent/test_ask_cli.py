@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from scripted_openai import ScriptedOpenAI, call, calls, text
 
 from agent.cli import main
 from agent.transcript.store import TranscriptStore
-from scripted_openai import ScriptedOpenAI, call, calls, text
 
 pytest.importorskip("sandbox.server")
 EP = "fal-ai/flux/schnell"

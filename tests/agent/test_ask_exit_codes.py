@@ -11,10 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from agent.cli import main
-from agent.cli import ask
 from scripted_openai import ScriptedOpenAI, call, calls, text
+
+from agent.cli import ask, main
 
 pytest.importorskip("sandbox.server")
 EP = "fal-ai/flux/schnell"

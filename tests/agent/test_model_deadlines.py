@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from agent_support import fal, fake_tools, personas  # noqa: F401 - fixtures
 from scripted_openai import ScriptedOpenAI, text
 
 from agent.core.events import ErrorEvent, Token, TurnEnd

@@ -4,13 +4,13 @@ estimate, re-priced when edited, refused over budget; money() formats dollars.""
 from __future__ import annotations
 
 import pytest
+from agent_support import Approver
 
 from agent.cli.ask import _show
 from agent.core.events import ApprovalRequest, Decision
 from agent.core.gate import CallCost, Price, ToolGate, call_cost, money
 from agent.core.runner import AgentRunner
 from agent.settings import Settings
-from agent_support import Approver, approve, fal, fake_tools, personas, transcript  # noqa: F401
 
 EP = "fal-ai/flux/dev"  # $0.025 per image in the fakes
 

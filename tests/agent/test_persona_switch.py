@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from agent_support import approve, fal, fake_tools, personas, transcript  # noqa: F401 - fixtures
-
 from agent.core.events import ToolEnd
 from agent.core.runner import AgentRunner
 from agent.core.runtime import Runtime

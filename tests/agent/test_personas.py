@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from agent import locations
 from agent.personas import Persona, PersonaError, get_persona, load_persona_file, load_personas
-from tools.registry import DEFAULT_TOOLS as ALL_TOOLS, TOOL_KINDS as TOOL_KIND
+from tools.registry import DEFAULT_TOOLS as ALL_TOOLS
+from tools.registry import TOOL_KINDS as TOOL_KIND
 
 GUARDED_TOOLS = {"submit_queue_request", "cancel_queue_request"}
 
@@ -133,7 +135,7 @@ prompt = "estimate 10 images"
     ],
 )
 def test_broken_files_name_the_file_and_the_field(text, expected):
-    path = write(locations.user_personas_dir(), "broken", text)
+    write(locations.user_personas_dir(), "broken", text)
     with pytest.raises(PersonaError) as info:
         load_personas()
     message = str(info.value)
@@ -181,8 +183,8 @@ def test_get_persona_lists_known_names_when_unknown():
 
 def test_persona_is_immutable_and_source_not_serialised():
     persona = load_personas()["producer"]
-    with pytest.raises(Exception):
-        persona.budget_usd = 100  # type: ignore[misc]
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        persona.budget_usd = 100  # type: ignore[misc]  # assigning to a frozen field is the point
     assert "source" not in persona.model_dump()
     assert isinstance(persona, Persona)
 

@@ -6,11 +6,10 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from agent.core.events import ToolEnd, TurnEnd
+from agent.core.runner import AgentRunner
 from agent.planner import GrammarError, OfflinePlanner, parse
 from agent.planner.grammar import split_steps
-from agent.core.runner import AgentRunner
 from agent.settings import Settings
-from agent_support import approve, fal, fake_tools, personas  # noqa: F401
 
 EP = "fal-ai/flux/dev"
 RID = "6f1e2c1a-0d7b-4b8e-9a55-3c2f0b7d9e11"

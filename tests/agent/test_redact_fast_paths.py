@@ -8,7 +8,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tools.redact import MASK, _SHAPES, Redactor, _mask
+from tools.redact import _SHAPES, MASK, Redactor, _mask
 
 KEY = "0f3b9c1e-5a7d-4e21-9b8c-2d4f6a8b0c1e:7c1d9e2f4a6b8c0d1e3f5a7b9c2d4e6f"
 SECRET = KEY.split(":")[1]

@@ -6,12 +6,12 @@ import asyncio
 import re
 
 import pytest
+from agent_support import Approver
+from scripted_openai import ScriptedOpenAI, call, calls, text
 
 from agent.core.events import ApprovalRequest, Decision, ErrorEvent, Token, ToolEnd, ToolProgress, ToolStart, TurnEnd
 from agent.core.runner import AgentRunner
 from agent.settings import Settings
-from agent_support import Approver, approve, fal, fake_tools, personas, reject, transcript  # noqa: F401
-from scripted_openai import ScriptedOpenAI, call, calls, text
 
 EP = "fal-ai/flux/dev"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

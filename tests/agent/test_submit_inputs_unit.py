@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from agent_fakes import FakeFal, build_fake_tools
-from agent_support import personas  # noqa: F401 - fixture
 from langchain_core.tools import StructuredTool
 
 from agent.core.events import ApprovalRequest, Decision, ToolEnd
@@ -72,7 +71,7 @@ class Decide:
         return self.decision
 
 
-def runner(personas, fal: FakeFal, inputs: FakeInputs) -> AgentRunner:  # noqa: F811 - the fixture's value
+def runner(personas, fal: FakeFal, inputs: FakeInputs) -> AgentRunner:
     tools = [*build_fake_tools(fal), fake_upload_tool()]
     return AgentRunner(Settings(), personas["producer"], tools, user="t", fal=inputs)
 
@@ -82,7 +81,7 @@ async def submit(run: AgentRunner, args: dict[str, Any], approver: Decide) -> To
     return next(e for e in events if isinstance(e, ToolEnd))
 
 
-async def test_without_a_schema_the_approval_says_so_and_url_fields_still_upload(personas, tmp_path):  # noqa: F811
+async def test_without_a_schema_the_approval_says_so_and_url_fields_still_upload(personas, tmp_path):
     photo = tmp_path / "a.png"
     photo.write_bytes(b"\x89PNG" + bytes(100))
     fal, inputs = FakeFal(), FakeInputs(schema=False)
@@ -98,7 +97,7 @@ async def test_without_a_schema_the_approval_says_so_and_url_fields_still_upload
     assert approval_lines(request)[-1].startswith(NO_SCHEMA)
 
 
-async def test_an_approvers_edit_is_checked_again_and_refused_when_it_breaks_the_schema(personas, tmp_path):  # noqa: F811
+async def test_an_approvers_edit_is_checked_again_and_refused_when_it_breaks_the_schema(personas, tmp_path):
     photo = tmp_path / "a.png"
     photo.write_bytes(bytes(10))
     fal, inputs = FakeFal(), FakeInputs()
@@ -111,7 +110,7 @@ async def test_an_approvers_edit_is_checked_again_and_refused_when_it_breaks_the
     assert fal.submitted() == [] and inputs.uploaded == []
 
 
-async def test_a_failed_upload_after_approval_submits_nothing(personas, tmp_path):  # noqa: F811
+async def test_a_failed_upload_after_approval_submits_nothing(personas, tmp_path):
     photo = tmp_path / "a.png"
     photo.write_bytes(bytes(10))
     fal, inputs = FakeFal(), FakeInputs(fail_upload=True)

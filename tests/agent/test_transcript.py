@@ -15,8 +15,8 @@ import time
 import pytest
 
 from agent import locations, userconfig
-from agent.transcript.migrations import MIGRATIONS
 from agent.redact import MASK
+from agent.transcript.migrations import MIGRATIONS
 from agent.transcript.store import KINDS, TranscriptError, TranscriptStore
 
 WHO = {"user": "alice", "persona": "producer"}

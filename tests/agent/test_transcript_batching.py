@@ -15,11 +15,11 @@ import pytest
 from pydantic import SecretStr
 
 from agent import locations
-from agent.transcript.migrations import MIGRATIONS, applied
 from agent.redact import MASK, Redactor
-from agent.transcript.store import TranscriptStore
+from agent.transcript.migrations import MIGRATIONS, applied
 from agent.transcript.render import encode
 from agent.transcript.sql import encode_data
+from agent.transcript.store import TranscriptStore
 
 WHO = {"user": "alice", "persona": "producer"}
 FAL = "keyid-1234:very-secret-value"

@@ -8,15 +8,14 @@ import sqlite3
 import time
 
 import pytest
+from scripted_openai import ScriptedOpenAI, call, calls, text
 
 import agent.core.turnlog as turnlog
 from agent.core.events import ApprovalRequest, ErrorEvent, Token, ToolEnd, ToolStart, TurnEnd
 from agent.core.runner import AgentRunner
+from agent.core.turnlog import TurnLog
 from agent.settings import Settings
 from agent.transcript.store import TranscriptStore
-from agent.core.turnlog import TurnLog
-from agent_support import approve, fal, fake_tools, personas, transcript  # noqa: F401
-from scripted_openai import ScriptedOpenAI, call, calls, text
 
 EP = "fal-ai/flux/dev"
 SCRIPT = [
