@@ -32,6 +32,9 @@ from agent.tui.header import StatusHeader
 from agent.tui.history import InputHistory
 from agent.tui.jobs import JobRow, JobsPanel
 from agent.tui.keys import DEFAULT_KEYS
+from agent.tui.mcp_status import follow as mcp_follow
+from agent.tui.mcp_status import header_label as mcp_header_label
+from agent.tui.mcp_status import unfollow as mcp_unfollow
 from agent.tui.palette import FalCommands
 from agent.tui.prompt import PromptInput
 from agent.tui.webhooks import header_label as webhook_header_label
@@ -237,9 +240,12 @@ class FalPersonaApp(App):
         gate = getattr(rt.runner, "gate", None)
         header.budget = getattr(gate, "budget_usd", None) if gate is not None else None
         header.webhooks = webhook_header_label(rt)
+        header.mcp = mcp_header_label(rt)
 
     def _subscribe_webhooks(self) -> None:
-        """Follow the runtime's listener (again after a rebuilt runtime brought a new one)."""
+        """Follow the runtime's listener and MCP servers (again after a rebuilt runtime or a
+        persona switch brought new ones)."""
+        mcp_follow(self)
         listener = getattr(self.runtime, "listener", None)
         if listener is self._listening_to:
             return
@@ -254,6 +260,7 @@ class FalPersonaApp(App):
                 lambda notice: self.post_message(self.WebhookNotice(notice)))
 
     async def on_unmount(self) -> None:
+        mcp_unfollow(self)
         if self._unsubscribe:
             self._unsubscribe()
         if self.runtime is not None:

@@ -1,7 +1,9 @@
-"""The status header: persona, model, sandbox or live, the session's spend, the webhook listener.
+"""The status header: persona, model, sandbox or live, the session's spend, the webhook listener,
+the persona's MCP servers.
 
 On a narrow terminal (80 columns) it condenses, dropping labels, then the model, then detail of
-the mode and the listener; the spend and the budget always stay.
+the mode, the listener and the MCP servers (a count of those up); the spend and the budget
+always stay.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from agent.core.gate import money
+from agent.tui.mcp_status import short_label
 
 
 class StatusHeader(Static):
@@ -26,6 +29,8 @@ class StatusHeader(Static):
     busy: reactive[bool] = reactive(False)
     webhooks: reactive[str] = reactive("")
     """`on <url>` while the webhook listener runs; empty hides it."""
+    mcp: reactive[str] = reactive("")
+    """`notes ✓ ghost ✗` (agent/tui/mcp_status.py) when the persona has MCP servers; empty hides it."""
 
     def spend_text(self) -> str:
         """`spent $0.003 of $5.00` (no budget: `spent $0.003`)."""
@@ -43,13 +48,17 @@ class StatusHeader(Static):
         short_state = [(" · …", "")] if self.busy else []
         hooks = [(f" · webhooks {self.webhooks}", "")] if self.webhooks else []
         short_hooks = [(" · webhooks", "")] if self.webhooks else []
+        mcp = [(f" · mcp {self.mcp}", "")] if self.mcp else []
+        short_mcp = [(f" · mcp {short_label(self.mcp)}", "")] if self.mcp else []
         return [
             [("fal-persona", bold), (" · persona ", ""), (self.persona, bold), (f" · model {self.model} · ", ""),
-             (self.mode, bold), (f" · {spend}", ""), *state, *hooks],
+             (self.mode, bold), (f" · {spend}", ""), *state, *hooks, *mcp],
             [(self.persona, bold), (f" · {self.model} · ", ""), (self.mode, bold), (f" · {spend}", ""),
-             *state, *short_hooks],
-            [(self.persona, bold), (" · ", ""), (self.mode, bold), (f" · {spend}", ""), *state, *short_hooks],
-            [(self.persona, bold), (" · ", ""), (short_mode, bold), (f" · {spend}", ""), *state, *short_hooks],
+             *state, *short_hooks, *mcp],
+            [(self.persona, bold), (" · ", ""), (self.mode, bold), (f" · {spend}", ""), *state, *short_hooks,
+             *short_mcp],
+            [(self.persona, bold), (" · ", ""), (short_mode, bold), (f" · {spend}", ""), *state, *short_hooks,
+             *short_mcp],
             [(self.persona, bold), (" · ", ""), (short_mode, bold), (f" · {spend}", ""), *short_state],
             [(self.persona, bold), (f" · {spend}", ""), *short_state],
             [(spend, "")],
