@@ -87,6 +87,19 @@ def describe(request: ApprovalRequest) -> str:
     return "\n".join(lines)
 
 
+class CallLog(TurnLog):
+    """One MCP call's log; it keeps the artifact of the call's result row, which the guard has
+    made plain JSON already (`jsonable`), so the reply's structured content is not converted
+    twice. The row and the reply only read it."""
+
+    result_artifact: Any = None
+
+    def record(self, kind: str, data: dict[str, Any], duration_s: float | None = None) -> None:
+        if kind in ("tool_result", "tool_error") and "artifact" in data:
+            self.result_artifact = data["artifact"]
+        super().record(kind, data, duration_s)
+
+
 class ToolBridge:
     """A runner's tools behind the session guard, for any number of MCP client connections.
 
@@ -127,16 +140,27 @@ class ToolBridge:
     async def call(self, name: str, args: dict[str, Any], decide: Decide, *, client: Any = None,
                    client_name: str = "") -> ToolMessage:
         """Run one call through the guard; always a ToolMessage (errors have status "error")."""
+        message, _ = await self.call_structured(name, args, decide, client=client, client_name=client_name)
+        return message
+
+    async def call_structured(self, name: str, args: dict[str, Any], decide: Decide, *,
+                              client: Any = None, client_name: str = "",
+                              ) -> tuple[ToolMessage, dict[str, Any] | None]:
+        """`call`, and its artifact as a JSON object when it is one (MCP's structuredContent),
+        taken from the result row the guard made (plain JSON already: converted once)."""
         session_id, user = self.session_of(client if client is not None else self, client_name)
-        log = TurnLog(self.transcript, session_id, user, self.persona.name)
+        log = CallLog(self.transcript, session_id, user, self.persona.name)
         log.start()  # on this loop, so the rows of one call share a commit ...
         log.queue = None  # ... but no one reads its events: dropped unbuilt
         call = {"name": name, "args": dict(args or {}), "id": f"mcp_{uuid.uuid4().hex[:12]}",
                 "type": "tool_call"}
         try:
-            return await guarded_call(self.gate, log, call, self._execute, decide)
+            result = await guarded_call(self.gate, log, call, self._execute, decide)
         finally:
             log.settle()
+        plain = log.result_artifact if log.result_artifact is not None else jsonable(
+            getattr(result, "artifact", None))
+        return result, plain if isinstance(plain, dict) else None
 
     async def _execute(self, call: dict[str, Any]) -> ToolMessage:
         name = call["name"]

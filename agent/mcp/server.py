@@ -22,7 +22,7 @@ from mcp.server.fastmcp import FastMCP
 from pydantic import BaseModel, Field
 
 from agent.core.events import ApprovalRequest, Decision
-from agent.mcp.bridge import ToolBridge, ToolSpec, describe, is_error, message_text, structured
+from agent.mcp.bridge import ToolBridge, ToolSpec, describe, is_error, message_text
 from agent.redact import redact_text
 
 APPROVAL_TIMEOUT_S = 300.0
@@ -108,10 +108,10 @@ class PersonaServer(FastMCP):
                 return Decision(action="approve", reason="--allow-spend")
             return Decision(action="reject", reason=NO_ELICITATION)
 
-        result = await self.bridge.call(name, arguments or {}, decide, client=session,
-                                        client_name=client_name(session))
+        result, content = await self.bridge.call_structured(name, arguments or {}, decide, client=session,
+                                                            client_name=client_name(session))
         return types.CallToolResult(content=[types.TextContent(type="text", text=message_text(result))],
-                                    structuredContent=structured(result), isError=is_error(result))
+                                    structuredContent=content, isError=is_error(result))
 
     async def _elicit(self, ctx: Any, request: ApprovalRequest) -> Decision:
         """Ask the client's user; anything but an explicit yes (in time) is a no."""
