@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from resume_support import ScriptedOpenAI, text
 
 from agent.cli import main
 from agent.transcript.store import TranscriptStore
-from resume_support import ScriptedOpenAI, text
 
 pytest.importorskip("sandbox.server")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from resume_support import FakeFal, build_fake_tools
 
 from agent.core.runner import AgentRunner
 from agent.core.runtime import Runtime
@@ -17,7 +18,6 @@ from agent.tui.app import FalPersonaApp
 from agent.tui.chat import UserMessage
 from agent.tui.keys import DEFAULT_KEYS
 from agent.tui.resume import ResumePicker
-from resume_support import FakeFal, build_fake_tools
 
 WHO = {"user": "ana", "persona": "producer"}
 

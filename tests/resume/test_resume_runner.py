@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from resume_support import FakeFal, ScriptedOpenAI, build_fake_tools, call, calls, snapshot, text
 
 from agent.core.events import ApprovalRequest, Decision, ToolEnd, TurnEnd
 from agent.core.history import trimmed
@@ -14,7 +15,6 @@ from agent.personas import load_personas
 from agent.settings import Settings
 from agent.transcript.replay import NOT_FINISHED, paired, replay
 from agent.transcript.store import TranscriptStore
-from resume_support import FakeFal, ScriptedOpenAI, build_fake_tools, call, calls, snapshot, text
 
 EP = "fal-ai/flux/dev"
 

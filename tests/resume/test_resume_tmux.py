@@ -20,7 +20,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from resume_support import ScriptedOpenAI, call, calls, text
 
 BIN = Path(sys.executable).parent / "fal-persona"

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from sandbox.auth import MALFORMED
-from tests.sandbox.conftest import make_app, submit
+from tests.sandbox.conftest import make_app
 
 
 def anon_client(app):

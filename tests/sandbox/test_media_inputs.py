@@ -206,7 +206,7 @@ class _Serve:
         payload = body
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 if self.path != "/pic.png":
                     self.send_error(404)
                     return

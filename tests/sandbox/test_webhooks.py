@@ -52,7 +52,7 @@ def verify(request: httpx.Request, keys: list[VerifyKey]) -> None:
         try:
             key.verify(message, signature)
             return
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # whatever this key raises, the next one may verify
             errors.append(exc)
     raise AssertionError(f"no JWKS key verifies the signature: {errors}")
 

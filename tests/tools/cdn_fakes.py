@@ -14,11 +14,10 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-
 from fal_fakes import KEY
 
 REST = "http://rest.test"
@@ -106,7 +105,7 @@ class FakeCdn:
             return httpx.Response(self.fail_token.pop(0), json={"detail": "token trouble"})
         token = f"cdn-token-{len(self.tokens) + 1}-very-secret"
         self.tokens.append(token)
-        expires = datetime.fromtimestamp(self.clock() + self.token_ttl_s, timezone.utc)
+        expires = datetime.fromtimestamp(self.clock() + self.token_ttl_s, UTC)
         return httpx.Response(200, json={"token": token, "token_type": "Bearer",
                                          "base_url": CDN, "expires_at": expires.isoformat()})
 

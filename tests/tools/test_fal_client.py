@@ -8,10 +8,10 @@ import threading
 
 import httpx
 import pytest
+from fal_fakes import API, DONE_ID, FAILED_ID, JWKS_URL, KEY, QUEUE, QUEUED_ID, FakeFal
 
 from tools.fal import FalClient
 from tools.fal import errors as E
-from fal_fakes import API, DONE_ID, FAILED_ID, JWKS_URL, KEY, QUEUE, QUEUED_ID, FakeFal
 
 EP = "fal-ai/flux/dev"
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from fal_fakes import KEY, FakeFal
 
 from tools.fal import FalClient
 from tools.fal import errors as E
 from tools.fal.mapping import error_from_response
-from fal_fakes import KEY
-from fal_fakes import FakeFal
 
 RID = "6f1e2c1a-0d7b-4b8e-9a55-3c2f0b7d9e11"
 

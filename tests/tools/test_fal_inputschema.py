@@ -8,13 +8,20 @@ from typing import Any
 
 import httpx
 import pytest
+from fal_fakes import API, KEY
 
 from tools.fal import (
-    ArgumentsInvalid, FalClient, FalConfig, FalError, InputError, InputSchema, SchemaUnavailable,
-    compact_fields, input_schema_from_openapi,
+    ArgumentsInvalid,
+    FalClient,
+    FalConfig,
+    FalError,
+    InputError,
+    InputSchema,
+    SchemaUnavailable,
+    compact_fields,
+    input_schema_from_openapi,
 )
 from tools.fal.inputschema import SchemaCache
-from fal_fakes import API, KEY
 
 EP = "fal-ai/flux/dev"
 SIZES = ["square_hd", "square", "landscape_4_3"]

@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
+from fal_fakes import MODELS
 
 from tools.fal import errors as E
 from tools.fal.mapping import parse_json, parse_model
 from tools.fal.models import (
-    EstimateResponse, Jwks, ModelsPage, PricingResponse, QueueStatus, SubmitResponse,
+    EstimateResponse,
+    Jwks,
+    ModelsPage,
+    PricingResponse,
+    QueueStatus,
+    SubmitResponse,
 )
-from fal_fakes import MODELS
 
 
 def test_status_keeps_unknown_fields_and_parses_logs():

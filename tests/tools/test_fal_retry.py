@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
 import pytest
 
 from tools.fal.retry import (
-    backoff_delay, next_delay, parse_retry_after, retry_exception, retry_status,
+    backoff_delay,
+    next_delay,
+    parse_retry_after,
+    retry_exception,
+    retry_status,
 )
 
 REQ = httpx.Request("GET", "http://x")
@@ -53,7 +57,7 @@ def test_non_transport_exception_not_retried():
 
 
 def test_retry_after_seconds_and_date():
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after(" 1.5 ") == 1.5
     assert parse_retry_after(format_datetime(now + timedelta(seconds=7), usegmt=True),

@@ -7,10 +7,10 @@ import json
 
 import httpx
 import pytest
+from fal_fakes import FakeFal
 
 from tools.fal import FalClient
 from tools.fal import errors as E
-from fal_fakes import FakeFal
 
 EP, RID = "fal-ai/flux/dev", "6f1e2c1a-0d7b-4b8e-9a55-3c2f0b7d9e11"
 

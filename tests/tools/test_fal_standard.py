@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from fal_fakes import DONE_ID, FAILED_ID, QUEUED_ID, FakeFal
 from langchain_core.tools import BaseTool
 from langchain_tests.integration_tests import ToolsIntegrationTests
 from langchain_tests.unit_tests import ToolsUnitTests
 
 from tools.catalog import build_fal_tool
 from tools.fal import FalClient
-from fal_fakes import DONE_ID, FAILED_ID, QUEUED_ID, FakeFal
 
 EP = "fal-ai/flux/dev"
 EXAMPLES: dict[str, dict[str, Any]] = {

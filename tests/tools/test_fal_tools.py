@@ -8,11 +8,12 @@ from typing import Any, TypedDict
 
 import httpx
 import pytest
+from fal_fakes import DONE_ID, FAILED_ID, QUEUED_ID, FakeFal
 
-from tools.registry import DEFAULT_TOOLS, TOOL_KINDS as TOOL_KIND
 from tools import build_fal_tools
 from tools.fal import FalClient
-from fal_fakes import DONE_ID, FAILED_ID, QUEUED_ID, FakeFal
+from tools.registry import DEFAULT_TOOLS
+from tools.registry import TOOL_KINDS as TOOL_KIND
 
 EP = "fal-ai/flux/dev"
 

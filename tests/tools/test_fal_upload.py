@@ -10,15 +10,24 @@ from typing import Any
 
 import httpx
 import pytest
+from cdn_fakes import CDN, REST, FakeCdn
+from fal_fakes import KEY
 
 from tools.fal import (
-    AuthError, FalClient, FalConfig, FileMissingError, FileTooLargeError, FileUnreadableError,
-    InputError, InvalidResponseError, NotAFileError, ServerError, UploadFileError,
+    AuthError,
+    FalClient,
+    FalConfig,
+    FileMissingError,
+    FileTooLargeError,
+    FileUnreadableError,
+    InputError,
+    InvalidResponseError,
+    NotAFileError,
+    ServerError,
+    UploadFileError,
 )
 from tools.fal import files as F
 from tools.fal.upload import Uploader
-from cdn_fakes import CDN, REST, FakeCdn
-from fal_fakes import KEY
 
 KIB = 1024
 

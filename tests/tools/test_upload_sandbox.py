@@ -4,7 +4,6 @@ failing and being re-sent, lifecycle, token expiry, and schema checks from its O
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -13,7 +12,12 @@ from sandbox.config import SandboxConfig
 from sandbox.server import RunningSandbox, start_in_thread
 from tools.catalog import build_fal_tool
 from tools.fal import (
-    ArgumentsInvalid, FalClient, FalConfig, InputSchema, SchemaUnavailable, UploadFileError,
+    ArgumentsInvalid,
+    FalClient,
+    FalConfig,
+    InputSchema,
+    SchemaUnavailable,
+    UploadFileError,
 )
 from tools.fal.upload import Uploader
 

@@ -10,16 +10,16 @@ from typing import Any
 
 import httpx
 import pytest
+from cdn_fakes import CDN, FakeCdn
+from fal_fakes import FakeFal
 from langchain_core.tools import BaseTool
 from langchain_tests.integration_tests import ToolsIntegrationTests
 from langchain_tests.unit_tests import ToolsUnitTests
+from test_fal_inputschema import DOC, EP
 
 from tools import build_fal_tools
 from tools.catalog import OPTIONAL_TOOLS, TOOL_KINDS, build_fal_tool
 from tools.fal import FalClient, FalConfig
-from cdn_fakes import CDN, FakeCdn
-from fal_fakes import FakeFal
-from test_fal_inputschema import DOC, EP
 
 PAYLOAD = b"\x89PNG fake image bytes \x00\x01\x02 " * 40
 _EXAMPLE_DIR = Path(tempfile.gettempdir()) / "fal-persona-upload-tool-tests"

@@ -235,7 +235,7 @@ def test_refused_on_headers_alone_without_the_body_being_read(listener, signer, 
     first, _, rest = answer.partition(b"\r\n")
     assert first.split()[1] == str(status).encode(), answer[:200]
     assert b"connection: close" in rest.lower()
-    assert rest.endswith(('{"error":"%s"}' % reason).encode())
+    assert rest.endswith(f'{{"error":"{reason}"}}'.encode())
     assert took < BODY_S  # answered, not timed out waiting for the body
     assert inbox.count() == 0
 

@@ -50,7 +50,7 @@ def start(env_extra: dict[str, str], tmp_path, jwks: JwksHttpServer, nofile: int
         if nofile is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
-    errors = open(tmp_path / "listener.stderr", "w+")  # noqa: SIM115 - read if it does not start
+    errors = open(tmp_path / "listener.stderr", "w+")  # the listener's stderr, read back if it does not start
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from agent.cli import main; sys.exit(main(sys.argv[1:]))",
          "webhooks", "serve", "--host", "127.0.0.1", "--port", "0"],
@@ -105,7 +105,7 @@ class Attack:
                 if answer.done():
                     self.closed[kind] += 1
                     self._seen(kind, answer.result())
-            except (OSError, asyncio.TimeoutError):
+            except (TimeoutError, OSError):
                 self.closed[kind] += 1
                 if answer is not None and answer.done() and not answer.exception():
                     self._seen(kind, answer.result())
@@ -151,7 +151,7 @@ async def deliver(host: str, port: int, signer: Signer, rid: str) -> tuple[int, 
         writer.write(data)
         answer = await asyncio.wait_for(reader.read(), 5)
         writer.close()
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return 0, time.perf_counter() - t0
     status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
     return status, time.perf_counter() - t0

@@ -7,10 +7,9 @@ import time
 
 import pytest
 
-from agent.triggers.actions import ActionExecutor
 from agent.triggers.rules import Rule
 from agent.triggers.server import WEBHOOK_PATH
-from tests.triggers.support import FakeClock, Signer, fal_body, failing_inserts
+from tests.triggers.support import FakeClock, Signer, failing_inserts, fal_body
 
 
 @pytest.fixture(params=["thread", "process"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,7 +16,7 @@ from agent.triggers.inbox import Inbox, NewEvent
 from agent.triggers.schedules import Scheduler, parse_schedules
 from tests.triggers.support import FakeClock, fal_body
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def nxt(expr, *args, tz=None):

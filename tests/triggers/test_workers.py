@@ -183,8 +183,10 @@ def test_shared_writers_queue_on_the_write_flock(tmp_path):
 
     path = tmp_path / "inbox.sqlite3"
     first, second = Inbox(path, shared_writers=True), Inbox(path, shared_writers=True)
-    event = lambda rid: NewEvent(request_id=rid, received_at=1.0, status="OK", body=b"{}",
-                                 user_id="u", endpoint_id=None)
+
+    def event(rid: str) -> NewEvent:
+        return NewEvent(request_id=rid, received_at=1.0, status="OK", body=b"{}", user_id="u", endpoint_id=None)
+
     assert first.add_many([event("a")]) == [True]  # opens the database and its lock file
     holder = os.open(f"{path}.writelock", os.O_RDWR)
     fcntl.flock(holder, fcntl.LOCK_EX)  # as another worker mid-commit would

@@ -135,7 +135,7 @@ class Chromium:
         await self._ws.send_str(json.dumps(body))
         try:
             reply = await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise CdpError(f"{method} timed out after {timeout}s") from None
         if "error" in reply:
             raise CdpError(f"{method}: {reply['error']}")

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from agent.core.events import (ApprovalRequest, Decision, ErrorEvent, Token, ToolEnd, ToolProgress,
-                          ToolStart, TurnEnd)
+from agent.core.events import ApprovalRequest, Decision, ErrorEvent, Token, ToolEnd, ToolProgress, ToolStart, TurnEnd
 
 
 def png_data_url(size: int = 16) -> str:

@@ -42,9 +42,9 @@ class RealFactory:
         self.built: list[Any] = []
 
     def __call__(self, settings: Any, persona: str | None) -> Any:
-        from agent.personas import load_personas
         from agent.core.runner import AgentRunner
         from agent.core.runtime import Runtime
+        from agent.personas import load_personas
         from agent.settings import Settings
         from agent.transcript.store import TranscriptStore
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from agent.tui.chat import AnswerMessage, ErrorMessage, NoticeMessage, UserMessage
-from agent.tui.jobs import JobRow
 from agent.tui.media_view import MediaPreview
 from agent.tui.screens import ApprovalScreen
 from agent.tui.toolcard import ToolCard

@@ -7,7 +7,7 @@ from typing import Any
 
 from textual.widgets import Label, ProgressBar
 
-from agent.core.events import ToolEnd, ToolStart, Token, TurnEnd
+from agent.core.events import Token, ToolEnd, ToolStart, TurnEnd
 from agent.tui.chat import ErrorMessage, NoticeMessage
 from agent.tui.jobs import JobRow
 from agent.tui.media_view import MediaPreview
@@ -306,7 +306,7 @@ async def test_slash_without_ids_uses_the_latest_request():
         for command, tool in (("/status", "get_queue_status"), ("/watch", "stream_queue_status"),
                               ("/result", "get_queue_result")):
             await send(pilot, command)
-            await wait_for(pilot, lambda: app.runtime.runner.tool_calls
+            await wait_for(pilot, lambda tool=tool: app.runtime.runner.tool_calls
                            and app.runtime.runner.tool_calls[-1][0] == tool, what=command)
             await wait_for(pilot, lambda: app.turn_worker.is_finished, what="turn end")
             assert app.runtime.runner.tool_calls[-1][1] == {"endpoint_id": "fal-ai/flux/schnell",

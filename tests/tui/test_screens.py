@@ -7,8 +7,8 @@ import sys
 
 from textual.widgets import OptionList
 
-from agent.tui.chat import NoticeMessage
 from agent.tui.browser import TranscriptBrowser
+from agent.tui.chat import NoticeMessage
 from tests.tui.conftest import make_app, send, wait_for
 
 
