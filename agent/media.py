@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlparse
+
 from tools.errors import AppError
 
 DEFAULT_TIMEOUT_S = 30.0

@@ -34,8 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent import locations
 from agent.mcp.config import McpServerSpec, unique_names
-from tools.registry import ALL_TOOLS, DEFAULT_TOOLS, GUARDED_TOOLS
 from tools.errors import AppError
+from tools.registry import ALL_TOOLS, DEFAULT_TOOLS, GUARDED_TOOLS
 
 _NAME_RE = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 

@@ -16,9 +16,23 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from tools.redact import (
-    MASK, MIN_PART_LEN, MIN_SECRET_LEN, SECRET_ENV_VARS, SENSITIVE_KEYS, Redactor, StreamRedactor,
-    current, env_secrets, forget_secrets, known_secrets, redact, redact_text, remember_secrets,
-    secret_forms, secret_parts, settings_secrets,
+    MASK,
+    MIN_PART_LEN,
+    MIN_SECRET_LEN,
+    SECRET_ENV_VARS,
+    SENSITIVE_KEYS,
+    Redactor,
+    StreamRedactor,
+    current,
+    env_secrets,
+    forget_secrets,
+    known_secrets,
+    redact,
+    redact_text,
+    remember_secrets,
+    secret_forms,
+    secret_parts,
+    settings_secrets,
 )
 
 
@@ -32,7 +46,7 @@ class RedactingWriter(io.TextIOBase):
         super().__init__()
         self._inner = inner
 
-    def write(self, text: str) -> int:  # type: ignore[override]
+    def write(self, text: str) -> int:
         self._inner.write(redact_text(text) if text else text)
         return len(text)
 
@@ -46,7 +60,7 @@ class RedactingWriter(io.TextIOBase):
         return self._inner.fileno()
 
     @property
-    def encoding(self) -> str:  # type: ignore[override]
+    def encoding(self) -> str:  # type: ignore[override]  # TextIOBase's is a plain attribute; this one follows the inner stream
         return getattr(self._inner, "encoding", "utf-8")
 
     def __getattr__(self, name: str) -> Any:

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
 from tools.errors import AppError
 
 if TYPE_CHECKING:  # pragma: no cover

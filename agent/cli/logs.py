@@ -9,8 +9,8 @@ from pathlib import Path
 
 from agent import locations, userconfig
 from agent.cli import CliError
-from agent.transcript.store import TranscriptError, TranscriptStore
 from agent.transcript.render import summary_line
+from agent.transcript.store import TranscriptError, TranscriptStore
 
 
 def _clean(value: object) -> str:
@@ -40,7 +40,7 @@ def _list(store: TranscriptStore, args: argparse.Namespace) -> None:
     if not sessions:
         _note("no sessions recorded yet")
         return
-    rows = [("SESSION", "STARTED", "USER", "PERSONA", "SOURCE", "EVENTS")]
+    rows: list[tuple[str, ...]] = [("SESSION", "STARTED", "USER", "PERSONA", "SOURCE", "EVENTS")]
     rows += [(s["id"], (s["started_at"] or "")[:19].replace("T", " "), s["user"], s["persona"],
               s["source"], str(s["events"])) for s in sessions]
     rows = [tuple(_clean(c) for c in row) for row in rows]
