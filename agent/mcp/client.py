@@ -232,8 +232,9 @@ class McpHub:
             return await self.call(srv, inner, kwargs)
 
         kind = tool_kind(inner)
+        schema = inner.args_schema if inner.args_schema is not None else {"type": "object", "properties": {}}
         return StructuredTool(name=inner.name, description=inner.description or inner.name,
-                              args_schema=inner.args_schema, coroutine=coroutine,
+                              args_schema=schema, coroutine=coroutine,
                               response_format="content_and_artifact", tags=["mcp", kind],
                               metadata={"kind": kind, "mcp_server": srv.spec.name})
 

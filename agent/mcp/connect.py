@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, TextIO
 
 from agent.mcp.config import McpServerSpec
 from agent.redact import redact_text
@@ -51,7 +51,7 @@ def session_lost(exc: BaseException) -> bool:
     return True
 
 
-def errlog(spec: McpServerSpec, log_dir: Path | None) -> IO[str]:
+def errlog(spec: McpServerSpec, log_dir: Path | None) -> TextIO:
     """Where a stdio server's stderr goes (the caller closes it)."""
     if log_dir is None:
         return open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed by the caller

@@ -185,7 +185,7 @@ class DeferredTranscript:
         done: Row | None = self.store.prepare(row.session_id, row.kind, row.data, user=row.user,
                                               persona=row.persona, duration_s=row.duration_s, ref=row.ref)
         # Row is (session_id, ts, kind, ...): the time it was recorded, not prepared.
-        return None if done is None else (done[0], row.ts, *done[2:])  # type: ignore[return-value]
+        return None if done is None else (done[0], row.ts, *done[2:])
 
     def _commit(self, rows: list[Row | Pending]) -> None:
         ready: list[Row] = []

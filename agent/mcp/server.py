@@ -36,7 +36,7 @@ class Approval(BaseModel):
     approve: bool = Field(description="Run this call (true) or not (false)")
 
 
-def annotations(spec: ToolSpec) -> types.ToolAnnotations:
+def tool_annotations(spec: ToolSpec) -> types.ToolAnnotations:
     """MCP hints from the registry's kind: read tools only look; a cancel undoes work."""
     return types.ToolAnnotations(
         title=spec.name.replace("_", " "),
@@ -95,7 +95,7 @@ class PersonaServer(FastMCP):
 
     async def list_tools(self) -> list[types.Tool]:
         return [types.Tool(name=s.name, description=s.description, inputSchema=s.input_schema,
-                           annotations=annotations(s)) for s in self._specs]
+                           annotations=tool_annotations(s)) for s in self._specs]
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> types.CallToolResult:  # type: ignore[override]
         ctx = self.get_context()

@@ -138,10 +138,10 @@ def _answer(proc: subprocess.Popen, request_id: int) -> dict:
 def test_every_call_is_in_the_transcript_after_the_server_is_stopped(home, stop):
     """Stopped right after its reply (SIGTERM, as a client that gives up sends, or stdin
     closed), the server commits the call's rows before it exits, and no empty session."""
+    errors = (home.parent / "mcp-server-stderr.log").open("w", encoding="utf-8")
     proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "mcp", "--persona", "analyst"],
                             env=child_env(home), cwd=str(Path(__file__).resolve().parents[2]),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True)
     try:
         _rpc(proc, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {},
@@ -158,10 +158,14 @@ def test_every_call_is_in_the_transcript_after_the_server_is_stopped(home, stop)
             assert proc.stdin is not None
             proc.stdin.close()
         assert proc.wait(WAIT_S) == (0 if stop == "stdin" else -signal.SIGTERM)
+    except AssertionError:
+        errors.flush()
+        raise AssertionError("the server's stderr: " + (home.parent / "mcp-server-stderr.log").read_text()) from None
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+        errors.close()
     [(session, events)] = transcript_events(home, "mcp")
     assert session["user"] == "raw-client"
     assert [e["kind"] for e in events] == ["tool_call", "tool_result"] * 2

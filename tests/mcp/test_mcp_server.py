@@ -8,8 +8,16 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import (CLIENT_NAME, WAIT_S, http_session, results_logged, stdio_session, transcript_events,
-                      transcript_sessions, write_persona)
+from conftest import (
+    CLIENT_NAME,
+    WAIT_S,
+    http_session,
+    results_logged,
+    stdio_session,
+    transcript_events,
+    transcript_sessions,
+    write_persona,
+)
 
 from agent.mcp.bridge import input_schema
 from tools.catalog import build_fal_tools
