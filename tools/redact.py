@@ -308,15 +308,19 @@ def current() -> Redactor:
 
 def redact(value: Any, extra: Iterable[str] = ()) -> Any:
     """Redact `value` against the environment's and remembered secrets plus `extra` ones."""
-    secrets = known_secrets()
-    if extra:
-        secrets = secrets + tuple(extra)
-    return Redactor.for_secrets(secrets)(value)
+    return _redactor(extra)(value)
 
 
 def redact_text(value: str, extra: Iterable[str] = ()) -> str:
     """Redact one string (an exception message, a log line, a line of output)."""
-    return redact(value, extra)
+    return _redactor(extra).text(value)
+
+
+def _redactor(extra: Iterable[str]) -> Redactor:
+    secrets = known_secrets()
+    if extra:
+        secrets = secrets + tuple(extra)
+    return Redactor.for_secrets(secrets)
 
 
 class StreamRedactor:

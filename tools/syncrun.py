@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 __all__ = ["LoopThread", "run_sync"]
 
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 class LoopThread:
@@ -40,7 +40,7 @@ class LoopThread:
                 self._loop, self._thread = loop, thread
             return self._loop
 
-    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+    def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
         """Run ``coro`` to completion on the background loop and return its result."""
         ctx = contextvars.copy_context()
         if threading.current_thread() is self._thread:
@@ -48,8 +48,8 @@ class LoopThread:
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 return pool.submit(ctx.run, asyncio.run, coro).result()
         loop = self._ensure()
-        done: concurrent.futures.Future[T] = concurrent.futures.Future()
-        holder: list[asyncio.Task[T]] = []
+        done: concurrent.futures.Future[_T] = concurrent.futures.Future()
+        holder: list[asyncio.Task[_T]] = []
 
         def start() -> None:
             task = loop.create_task(coro, context=ctx)
@@ -65,7 +65,7 @@ class LoopThread:
             raise
 
 
-def _settle(task: asyncio.Task[T], done: concurrent.futures.Future[T]) -> None:
+def _settle(task: asyncio.Task[_T], done: concurrent.futures.Future[_T]) -> None:
     if task.cancelled():
         done.cancel()
     elif (exc := task.exception()) is not None:
@@ -77,6 +77,6 @@ def _settle(task: asyncio.Task[T], done: concurrent.futures.Future[T]) -> None:
 _DEFAULT = LoopThread()
 
 
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+def run_sync(coro: Coroutine[Any, Any, _T]) -> _T:
     """Run a coroutine from sync code on the shared background loop."""
     return _DEFAULT.run(coro)

@@ -26,8 +26,17 @@ from typing import Any
 import httpx
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
+
 from tools.errors import AppError
 from tools.fal.errors import FalError
+
+__all__ = [
+    "HEADER_REQUEST_ID", "HEADER_USER_ID", "HEADER_TIMESTAMP", "HEADER_SIGNATURE", "REQUIRED_HEADERS",
+    "MAX_CACHE_TTL_S", "REASONS", "WebhookVerificationError", "JwksError", "KeysMayHaveRotated", "KeyLike",
+    "signed_headers_from_raw", "require_all", "signed_message", "verify_webhook", "verify_signed_headers", "read_jwks",
+    "jwks_document", "parse_jwks", "JwksCache"
+]
+
 
 HEADER_REQUEST_ID = "x-fal-webhook-request-id"
 HEADER_USER_ID = "x-fal-webhook-user-id"

@@ -7,7 +7,11 @@ dataclasses so that a UI never needs LangChain to draw them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
+
+__all__ = [
+    "Token", "ToolStart", "ToolProgress", "ToolEnd", "ApprovalRequest", "Decision", "ErrorEvent", "TurnEnd", "Event"
+]
 
 
 @dataclass(frozen=True)
@@ -106,4 +110,4 @@ class TurnEnd:
     cancelled: bool = False
 
 
-Event = Union[Token, ToolStart, ToolProgress, ToolEnd, ApprovalRequest, ErrorEvent, TurnEnd]
+Event = Token | ToolStart | ToolProgress | ToolEnd | ApprovalRequest | ErrorEvent | TurnEnd

@@ -22,6 +22,12 @@ from typing import Any
 from tools.outcome import find_field, outcome_of
 from tools.registry import SUBMIT, TOOL_KINDS
 
+__all__ = [
+    "ESTIMATE", "UNKNOWN_SUBMIT", "PRICING", "money", "Price", "CallCost", "IMAGE_SIZES", "call_quantity", "call_cost",
+    "PriceOf", "ToolGate", "submit_key", "estimate_total"
+]
+
+
 ESTIMATE = "estimate_pricing"
 UNKNOWN_SUBMIT = "SubmitUnknownError"
 """The error type of a submit that reached fal (or may have) without a usable answer."""
@@ -135,11 +141,11 @@ def call_quantity(unit: str | None, arguments: dict[str, Any]) -> tuple[float, s
     args = arguments if isinstance(arguments, dict) else {}
     images = _count(args.get("num_images"))
     if unit is None:  # a price from an estimate: count what the call plainly asks for
-        seconds = _seconds(args)
+        timed = _seconds(args)
         if "num_images" in args:
             return images, _plural(images, "unit"), False
-        if seconds:
-            return seconds[0], _plural(seconds[0], "unit"), False
+        if timed:
+            return timed[0], _plural(timed[0], "unit"), False
         return 1.0, "1 unit (one call)", True
     u = _norm_unit(unit)
     if u == "image":
@@ -245,7 +251,7 @@ class ToolGate:
         if self.price_of is not None and endpoint:
             try:
                 fetched = await self.price_of(endpoint)
-            except Exception:  # noqa: BLE001 - no price is "cost unknown", never a crash
+            except Exception:  # no price is "cost unknown", never a crash
                 fetched = None
             if fetched is not None:
                 self.prices[endpoint] = fetched

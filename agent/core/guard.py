@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.messages import ToolMessage
 from langgraph.errors import GraphBubbleUp
@@ -23,10 +23,16 @@ from langgraph.errors import GraphBubbleUp
 from agent.core.events import ApprovalRequest, Decision, ToolEnd, ToolProgress, ToolStart
 from agent.core.gate import ESTIMATE, CallCost, ToolGate, estimate_total
 from agent.core.media_inputs import InputsFailed, InputsRefused, SubmitInputs, SubmitPlan, upload_rows
-from agent.redact import redact, redact_text
 from agent.core.turnlog import TurnLog
+from agent.redact import redact, redact_text
 from tools.outcome import FailureKind, failure_artifact, jsonable, message_outcome
 from tools.registry import SUBMIT, UPLOAD
+
+__all__ = [
+    "REPEAT_WARNING", "REPEAT_REFUSED", "Decide", "Execute", "with_webhook", "record_submission", "approval_request",
+    "guarded_call", "finish"
+]
+
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +43,7 @@ REPEAT_REFUSED = ("The previous submit of these same arguments may have been cre
 
 Decide = Callable[[ApprovalRequest], Awaitable[Decision]]
 Execute = Callable[[dict[str, Any]], Awaitable[ToolMessage]]
+_R = TypeVar("_R")
 
 
 def with_webhook(call: dict[str, Any], webhooks: Any) -> dict[str, Any]:
@@ -47,7 +54,7 @@ def with_webhook(call: dict[str, Any], webhooks: Any) -> dict[str, Any]:
     endpoint = args.get("endpoint_id")
     try:
         url = webhooks.webhook_url(endpoint if isinstance(endpoint, str) and endpoint else None)
-    except Exception:  # noqa: BLE001 - a listener problem must not block the submit itself
+    except Exception:  # a listener problem must not block the submit itself
         log.warning("no webhook URL for this submit: the listener failed", exc_info=True)
         return call
     return {**call, "args": {**args, "webhook_url": url}}
@@ -63,7 +70,7 @@ async def record_submission(webhooks: Any, call: dict[str, Any], result: Any) ->
         return
     try:  # an fsync'd SQLite write: off the loop
         await asyncio.to_thread(webhooks.record_submission, str(request_id), endpoint)
-    except Exception:  # noqa: BLE001 - the URL carries the endpoint too; nothing is lost
+    except Exception:  # the URL carries the endpoint too; nothing is lost
         log.warning("could not record the endpoint of %s with the listener", request_id, exc_info=True)
 
 
@@ -182,7 +189,7 @@ async def guarded_call(gate: ToolGate, log: TurnLog, call: dict[str, Any], execu
             raise
         except InputsFailed as exc:  # an upload failed: nothing was submitted
             result = _error_message(call, redact_text(str(exc)), "failed", "UploadFailed")
-        except Exception as exc:  # noqa: BLE001 - any tool failure goes back to the model
+        except Exception as exc:  # any tool failure goes back to the model
             result = _error_message(call, f"Error: {name} failed: {redact_text(str(exc))}", "failed")
         await record_submission(webhooks, call, result)
     duration = time.perf_counter() - started
@@ -206,8 +213,8 @@ async def _upload_inputs(inputs: SubmitInputs, log: TurnLog, call: dict[str, Any
     return {**call, "args": args}
 
 
-def finish(gate: ToolGate, log: TurnLog, call: dict[str, Any], result: Any, duration: float,
-           cost: CallCost | None = None, turn: int = 0) -> Any:
+def finish(gate: ToolGate, log: TurnLog, call: dict[str, Any], result: _R, duration: float,
+           cost: CallCost | None = None, turn: int = 0) -> _R:
     """Account for a finished call (prices learned, a submit's `cost` spent, ToolEnd event,
     transcript row) and pass it on."""
     if not isinstance(result, ToolMessage):  # a Command from some tool: nothing to report

@@ -27,11 +27,14 @@ if TYPE_CHECKING:
 
 from agent.core.events import ApprovalRequest, Decision, ErrorEvent, Event, Token, TurnEnd
 from agent.core.gate import Price, ToolGate, call_quantity
-from agent.redact import redact_text
 from agent.core.turnlog import TurnLog
+from agent.redact import redact_text
 from agent.transcript.replay import PendingApproval, Replay
 from tools.outcome import failure_artifact, jsonable, message_outcome
 from tools.registry import UPLOAD
+
+__all__ = ["Approver", "AgentRunner"]
+
 
 Approver = Callable[[ApprovalRequest], Awaitable[Decision]]
 _DONE = object()
@@ -153,7 +156,7 @@ class AgentRunner:
         call = {"name": name, "args": args, "id": f"price_{uuid.uuid4().hex[:12]}", "type": "tool_call"}
         try:
             message = await tool.ainvoke(call)
-        except Exception:  # noqa: BLE001 - no price is "cost unknown", never a failed turn
+        except Exception:  # no price is "cost unknown", never a failed turn
             return None
         if not message_outcome(message).ok:
             return None
@@ -163,23 +166,21 @@ class AgentRunner:
         """The compiled agent graph, built on first use."""
         if self._graph is None:
             from langchain.agents import create_agent
-            from langchain.agents.middleware import ModelCallLimitMiddleware, ToolCallLimitMiddleware
+            from langchain.agents.middleware import AgentMiddleware, ModelCallLimitMiddleware, ToolCallLimitMiddleware
             from langgraph.checkpoint.memory import InMemorySaver
 
             from agent.core.history import DEFAULT_MAX_TOKENS, HistoryTrimMiddleware
             from agent.core.middleware import GuardMiddleware, MalformedCallMiddleware
 
-            self._graph = create_agent(
-                self.model, self.tools, system_prompt=self.persona.system_prompt,
-                middleware=[
-                    HistoryTrimMiddleware(getattr(self.settings, "history_max_tokens", DEFAULT_MAX_TOKENS)),
-                    MalformedCallMiddleware(self.log, self.callbacks.raw_args),
-                    ModelCallLimitMiddleware(thread_limit=self.settings.max_model_calls, exit_behavior="error"),
-                    ToolCallLimitMiddleware(thread_limit=self.settings.max_tool_calls, exit_behavior="error"),
-                    GuardMiddleware(self.gate, self.log, self.webhooks, self.inputs),
-                ],
-                checkpointer=InMemorySaver(),
-            )
+            middleware: list[AgentMiddleware[Any, Any]] = [
+                HistoryTrimMiddleware(getattr(self.settings, "history_max_tokens", DEFAULT_MAX_TOKENS)),
+                MalformedCallMiddleware(self.log, self.callbacks.raw_args),
+                ModelCallLimitMiddleware(thread_limit=self.settings.max_model_calls, exit_behavior="error"),
+                ToolCallLimitMiddleware(thread_limit=self.settings.max_tool_calls, exit_behavior="error"),
+                GuardMiddleware(self.gate, self.log, self.webhooks, self.inputs),
+            ]
+            self._graph = create_agent(self.model, self.tools, system_prompt=self.persona.system_prompt,
+                                       middleware=middleware, checkpointer=InMemorySaver())
         return self._graph
 
     # -- public API -----------------------------------------------------------------------
@@ -224,7 +225,7 @@ class AgentRunner:
                 task.cancel()
                 try:
                     await task
-                except BaseException:  # noqa: BLE001 - the task's end is all we wait for
+                except BaseException:  # the task's end is all we wait for
                     pass
             self.log.settle()  # rows no event followed, e.g. a cancelled turn's error
 
@@ -236,7 +237,7 @@ class AgentRunner:
             decision = await approver(request)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a broken UI must not approve by accident
+        except Exception as exc:  # a broken UI must not approve by accident
             return Decision(action="reject", reason=f"approval failed: {redact_text(str(exc))}")
         if not isinstance(decision, Decision):
             return Decision(action="reject", reason="the approver gave no decision")
@@ -286,7 +287,7 @@ class AgentRunner:
             self.log.record("error", {"kind": "cancelled", "message": "the turn was cancelled by the user"})
             await self._recover(graph, config)
             raise
-        except Exception as exc:  # noqa: BLE001 - every failure ends the turn readably
+        except Exception as exc:  # every failure ends the turn readably
             message = _failure_message(exc, self.settings)
             self.log.emit(ErrorEvent(message, kind=_failure_kind(exc)))
             self.log.record("error", {"kind": _failure_kind(exc), "message": message})
@@ -303,7 +304,7 @@ class AgentRunner:
 
         try:
             messages = list((await graph.aget_state(config)).values.get("messages", []))
-        except Exception:  # noqa: BLE001 - nothing to keep then
+        except Exception:  # nothing to keep then
             return
         answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
         last_ai = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
@@ -321,7 +322,7 @@ class AgentRunner:
         try:
             if saver is not None:
                 saver.delete_thread(config["configurable"]["thread_id"])
-        except Exception:  # noqa: BLE001 - only memory is at stake
+        except Exception:  # only memory is at stake
             pass
 
     async def _drive_tool(self, name: str, args: dict[str, Any], approver: Approver | None) -> None:

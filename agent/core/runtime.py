@@ -20,13 +20,16 @@ if TYPE_CHECKING:  # the real types; imported lazily at run time (see build_runt
     from langchain_core.tools import BaseTool
 
     from agent.core.contracts import Transcript, WebhookListener
-    from agent.transcript.replay import Replay
     from agent.core.runner import AgentRunner
     from agent.personas import Persona
     from agent.settings import Settings
+    from agent.transcript.replay import Replay
     from sandbox.server import RunningSandbox
     from tools.fal.client import FalClient
     from tools.fal.config import FalConfig
+
+__all__ = ["Runtime", "build_runtime", "start_listener"]
+
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +90,8 @@ class Runtime:
         The conversation (so "the latest request"), the transcript session (so an export
         covers all of it) and the money spent so far carry over; the new persona's scope and
         budget apply from here on. The transcript records the switch."""
-        from agent.personas import get_persona
         from agent.core.runner import AgentRunner
+        from agent.personas import get_persona
 
         persona = self._with_mcp(get_persona(name, self.personas))
         old = self.runner
@@ -174,9 +177,10 @@ def build_runtime(settings: Settings, persona_name: str | None = None, *, source
                   user: str | None = None) -> Runtime:
     """Start the sandbox if no fal.ai settings are given, then build client, tools, model,
     transcript and runner for `persona_name` (default: `settings.persona`)."""
-    from agent.personas import get_persona, load_personas
     from agent.core.runner import AgentRunner
+    from agent.personas import get_persona, load_personas
     from agent.transcript.store import TranscriptStore
+
     # tools.catalog, not the package root: an editable install seen from another directory
     # can load `tools` as a namespace package, skipping its __init__.
     from tools.catalog import build_fal_tools
@@ -248,7 +252,7 @@ def start_listener(settings: Settings, config: FalConfig, *,
     host = settings.webhook_host
     try:
         listener = start_in_thread(host, port, settings=own, jwks_url=config.jwks_url, tools=listener_tools)
-    except Exception as exc:  # noqa: BLE001 - a busy port or bad rules file: go on without it
+    except Exception as exc:  # a busy port or bad rules file: go on without it
         log.warning("the webhook listener did not start on %s:%s", host, port, exc_info=True)
         reason = redact_text(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
         return None, False, [f"The webhook listener did not start on {host}:{port} ({reason}); "

@@ -129,6 +129,20 @@ class FakeTranscript:
         q = query.lower().rstrip("*")
         return [r for r in reversed(self.rows) if q in str(r["data"]).lower()][:limit]
 
+    def latest_conversation(self) -> str | None:
+        prompted = [r["session_id"] for r in self.rows if r["kind"] == "user_prompt"]
+        return prompted[-1] if prompted else None
+
+    def resolve_session(self, prefix: str) -> str:
+        from agent.transcript.store import TranscriptError
+
+        ids = sorted({r["session_id"] for r in self.rows if r["session_id"].startswith(prefix)})
+        if prefix in ids:
+            return prefix
+        if len(ids) != 1 or not prefix:
+            raise TranscriptError(f"no single session {prefix!r}")
+        return ids[0]
+
     def export(self, session_id: str | None = None, fmt: str = "jsonl") -> str:
         import json
 

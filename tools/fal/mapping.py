@@ -22,7 +22,7 @@ from tools.redact import MASK, Redactor
 __all__ = ["REDACTED", "scrub", "scrub_obj", "summarize_detail", "error_from_response", "parse_model", "parse_json"]
 
 
-M = TypeVar("M", bound=pydantic.BaseModel)
+_M = TypeVar("_M", bound=pydantic.BaseModel)
 _MAX_TEXT = 300
 REDACTED = MASK
 
@@ -113,7 +113,7 @@ def _class_for(status: int, fal_type: str | None, text: str) -> type[E.FalError]
     return E.FalError
 
 
-def parse_model(cls: type[M], content: bytes, *, request_id: str | None = None) -> M:
+def parse_model(cls: type[_M], content: bytes, *, request_id: str | None = None) -> _M:
     """Validate a JSON body into ``cls``; InvalidResponseError for non-JSON or a wrong shape."""
     try:
         return cls.model_validate_json(content)
