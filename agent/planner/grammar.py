@@ -41,6 +41,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
 from tools.errors import AppError
 
 ENDPOINT_RE = re.compile(r"(?<![\w/.-])([A-Za-z0-9][\w.-]*/[\w.-]+(?:/[\w.-]+)*)(?![\w/])")
@@ -188,7 +189,7 @@ def _arguments(step: str, body: str, endpoint: str, *,
         try:
             parsed = json.loads(body[brace:body.rfind("}") + 1])
         except ValueError as exc:
-            raise GrammarError(step, f"the arguments are not valid JSON: {exc.msg}") from None
+            raise GrammarError(step, f"the arguments are not valid JSON: {_json_error(exc)}") from None
         if not isinstance(parsed, dict):
             raise GrammarError(step, "the arguments must be a JSON object")
         arguments.update(parsed)
@@ -204,10 +205,10 @@ def _arguments(step: str, body: str, endpoint: str, *,
     if quoted:
         arguments.setdefault("prompt", next(g for g in quoted.groups() if g is not None))
     elif "prompt" not in arguments:
-        m = re.search(r"\bprompt\b\s*:?\s*(.+)$", rest, re.IGNORECASE)
-        if m is None and not free_prompt:
+        said = re.search(r"\bprompt\b\s*:?\s*(.+)$", rest, re.IGNORECASE)
+        if said is None and not free_prompt:
             return arguments, options
-        free = m.group(1) if m else rest.replace(endpoint, " ")
+        free = said.group(1) if said else rest.replace(endpoint, " ")
         free = re.sub(r"\b(?:with|on|using|via)\s*$", "", free.strip(), flags=re.IGNORECASE)
         free = re.sub(r"^(?:an?\s+)?(?:image|picture|photo|video)s?\s+of\s+", "", free.strip(), flags=re.IGNORECASE)
         free = free.strip(" :,")
@@ -317,7 +318,7 @@ def _tool_step(step: str, name: str, body: str) -> Step:
         try:
             parsed = json.loads(body[brace:body.rfind("}") + 1])
         except ValueError as exc:
-            raise GrammarError(step, f"the arguments are not valid JSON: {exc.msg}") from None
+            raise GrammarError(step, f"the arguments are not valid JSON: {_json_error(exc)}") from None
         if not isinstance(parsed, dict):
             raise GrammarError(step, "the arguments must be a JSON object")
         args.update(parsed)
@@ -368,3 +369,8 @@ def parse(text: str) -> list[Step]:
     if not pieces:
         raise GrammarError(text.strip(), "the message is empty")
     return [parse_step(p) for p in pieces]
+
+
+def _json_error(exc: ValueError) -> str:
+    """What was wrong with JSON that did not load (a syntax error's own words, or why else)."""
+    return exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)

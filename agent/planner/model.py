@@ -40,7 +40,9 @@ def _more_models(call: dict[str, Any], result: Any) -> list[str]:
     """When a search returned one page of several: how many are shown, and how to ask for more
     (the table's own hint names a cursor, which is for a model, not for a person)."""
     page = getattr(result, "artifact", None)
-    models = page.get("models") if isinstance(page, dict) else None
+    if not isinstance(page, dict):
+        return []
+    models = page.get("models")
     if not isinstance(models, list) or not page.get("has_more"):
         return []
     asked = (call.get("args") or {}).get("limit")

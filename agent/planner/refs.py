@@ -35,11 +35,11 @@ def _text(message: BaseMessage) -> str:
 def done_calls(after: list[BaseMessage]) -> list[tuple[dict[str, Any], ToolMessage | None]]:
     """Tool calls made since the human spoke, each with its result (None while pending)."""
     results = {m.tool_call_id: m for m in after if isinstance(m, ToolMessage)}
-    calls = []
+    calls: list[tuple[dict[str, Any], ToolMessage | None]] = []
     for m in after:
         if isinstance(m, AIMessage):
             for call in m.tool_calls:
-                calls.append((call, results.get(call.get("id") or "")))
+                calls.append((dict(call), results.get(call.get("id") or "")))
     return calls
 
 
@@ -63,13 +63,12 @@ def request_ref(messages: list[BaseMessage]) -> dict[str, str]:
     calls: dict[str, dict[str, Any]] = {}
     for m in messages:
         if isinstance(m, AIMessage):
-            for call in m.tool_calls:
-                calls[call.get("id") or ""] = call
+            for made in m.tool_calls:
+                calls[made.get("id") or ""] = dict(made)
     for m in reversed(messages):
         if not isinstance(m, ToolMessage) or is_error(m):
             continue
-        call = calls.get(m.tool_call_id, {})
-        args = call.get("args") or {}
+        args = calls.get(m.tool_call_id, {}).get("args") or {}
         text = _text(m)
         request_id = args.get("request_id") or find_field(m.artifact, "request_id")
         if not request_id:
