@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from agent import locations
-from tools.outcome import message_outcome
-from tools.registry import REQUEST_ID_TOOLS, TOOL_KINDS
-from agent.redact import redact_text
 from agent.media import MediaError, save_all
+from agent.redact import redact_text
 from agent.triggers.rules import Action, fill
 from tools.errors import AppError
+from tools.outcome import message_outcome
+from tools.registry import REQUEST_ID_TOOLS, TOOL_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +199,8 @@ class ActionExecutor:
         Spending and cancelling tools are rejected unless the rule says approve_spend.
         """
         from agent.core.events import Decision, ErrorEvent, TurnEnd
-        from agent.personas import get_persona, load_personas
         from agent.core.runner import AgentRunner
+        from agent.personas import get_persona, load_personas
         from agent.settings import Settings
 
         async def approver(request: Any) -> Decision:

@@ -141,7 +141,7 @@ class Checker:
                 news = self.inbox.add_many(events, settled_as=self.settled_as)
                 for (results, index), event, new in zip(slots, events, news):
                     results[index] = (200, None, new, event.status)
-            except Exception as exc:  # noqa: BLE001 - the listener answers 503 and fal retries
+            except Exception as exc:  # the listener answers 503 and fal retries
                 log.error("webhook checker: storing %d events failed: %s: %s", len(events), type(exc).__name__, exc)
                 for results, index in slots:
                     results[index] = (503, "storage_unavailable", False, None)

@@ -20,9 +20,10 @@ cronsim runs it once and rejects the other two when parsing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 from cronsim import CronSim, CronSimError
+
 from tools.errors import AppError
 
 MACROS = {
@@ -35,7 +36,7 @@ MACROS = {
     "@annually": "0 0 1 1 *",
 }
 # A moment every parsed expression is tried from once, so "never fires" is found when parsing.
-_PROBE = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_PROBE = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class CronError(AppError, ValueError):
@@ -69,7 +70,7 @@ class CronExpr:
         """The first firing time strictly after `moment` (aware), in `tz` (default UTC)."""
         if moment.tzinfo is None:
             raise ValueError("moment must be timezone-aware")
-        start = moment.astimezone(tz or timezone.utc)
+        start = moment.astimezone(tz or UTC)
         try:
             found = next(CronSim(self.fields, start))
         except CronSimError as exc:

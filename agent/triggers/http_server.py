@@ -116,11 +116,12 @@ class _Guard:
 class _Deadline:
     """One timer per connection for its current deadline (headers, then body); past it the
     sender gets 408 (unless an answer was already started) and is closed. Mixed into uvicorn's
-    protocols, which provide ``loop``, ``transport`` and ``cycle``."""
+    protocols, which provide ``loop``, ``transport``, ``cycle`` and ``timeout_keep_alive_task``."""
 
     loop: asyncio.AbstractEventLoop
     transport: Any
     cycle: Any
+    timeout_keep_alive_task: asyncio.TimerHandle | None
     _deadline: float | None = None
     _timer: asyncio.TimerHandle | None = None
 
@@ -166,7 +167,7 @@ def _guarded(base: type) -> type:
     """
     import httptools
 
-    class Guarded(_Deadline, base):  # type: ignore[valid-type, misc]
+    class Guarded(_Deadline, base):
         def __init__(self, *args: Any, guard: _Guard, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.guard = guard
@@ -180,7 +181,7 @@ def _guarded(base: type) -> type:
             self._fields = 0
             self._refusal: bytes | None = None
 
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self.guard.members.add(self)
             self.guard.waiting[self] = None
@@ -261,7 +262,7 @@ def _guarded_h11(base: type) -> type:
 
     done = (h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR)
 
-    class GuardedH11(_Deadline, base):  # type: ignore[valid-type, misc]
+    class GuardedH11(_Deadline, base):
         def __init__(self, *args: Any, guard: _Guard, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.guard = guard
@@ -269,7 +270,7 @@ def _guarded_h11(base: type) -> type:
             self._body_s = guard.limits.body_timeout_s
             self._in_body = False
 
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self.guard.members.add(self)
             self._set_deadline(self.loop.time() + self._head_s)
@@ -433,9 +434,15 @@ class GuardedServer(uvicorn.Server):
         if not self.started:
             return
         config = self.config
-        factory = functools.partial(config.http_protocol_class, config=config, server_state=self.server_state,
+        protocol: Callable[..., asyncio.Protocol] = config.http_protocol_class  # a guarded one takes `guard`
+        factory = functools.partial(protocol, config=config, server_state=self.server_state,
                                     app_state=self.lifespan.state, guard=self.guard)
         acceptors = [_Acceptor(sock, factory, self.guard) for sock in sockets]
-        self.guard.on_free = lambda: [a.on_free() for a in acceptors]  # type: ignore[func-returns-value]
-        self.servers = acceptors  # type: ignore[assignment]
+
+        def free() -> None:
+            for acceptor in acceptors:
+                acceptor.on_free()
+
+        self.guard.on_free = free
+        self.servers = acceptors  # type: ignore[assignment]  # uvicorn only calls close() and wait_closed() on them
 

@@ -195,7 +195,7 @@ class Intake:
             self._committing = False
 
     @staticmethod
-    def _resolve(batch: list[_Item], outcomes: list[Outcome | None]) -> None:
+    def _resolve(batch: list[_Item], outcomes: Sequence[Outcome | None]) -> None:
         for item, outcome in zip(batch, outcomes):
             if outcome is not None and not item.future.done():  # the client may have gone away
                 item.future.set_result(outcome)

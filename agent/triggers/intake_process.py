@@ -229,7 +229,7 @@ class ProcessIntake:
             parent, child = socket.socketpair()
             env = {k: v for k, v in os.environ.items() if k not in _SECRETS}
             try:
-                self._proc = subprocess.Popen(  # noqa: ASYNC220 - one fork/exec per checker start
+                self._proc = subprocess.Popen(  # one fork/exec per checker start
                     [sys.executable, "-m", "agent.triggers.checker", str(child.fileno())],
                     pass_fds=(child.fileno(),), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
             except BaseException:
@@ -256,7 +256,8 @@ class ProcessIntake:
             try:
                 transport.close()
             except RuntimeError:  # its event loop is closed already: close the socket here
-                sock.close()
+                if sock is not None:
+                    sock.close()
         proc, self._proc = self._proc, None
         if proc is not None:
             try:

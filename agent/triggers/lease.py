@@ -39,7 +39,7 @@ class Lease:
         if fcntl is None:
             return True
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - kept open while held
+        handle = open(self.path, "a+", encoding="utf-8")  # kept open while held
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

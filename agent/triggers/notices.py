@@ -8,12 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+NoticeKind = Literal["received", "duplicate", "done", "failed", "dead", "schedule_run"]
+
 
 @dataclass(frozen=True)
 class TriggerNotice:
     """Something happened to a webhook event or schedule; UIs show it (jobs panel, chat notice)."""
 
-    kind: Literal["received", "duplicate", "done", "failed", "dead", "schedule_run"]
+    kind: NoticeKind
     request_id: str
     status: str | None = None
     endpoint_id: str | None = None

@@ -10,6 +10,7 @@ import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
 from tools.errors import AppError
 
 
@@ -41,7 +42,7 @@ class WebhookPayload(BaseModel):
     payload_error: str | None = None
 
     @model_validator(mode="after")
-    def _null_payload_is_explained(self) -> "WebhookPayload":
+    def _null_payload_is_explained(self) -> WebhookPayload:
         if self.payload is None and self.payload_error is None:
             if not (self.status == "ERROR" and self.error):
                 raise ValueError("payload is null but neither payload_error nor error says why")

@@ -32,8 +32,8 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent import locations
-from tools.registry import ALL_TOOLS
 from tools.errors import AppError
+from tools.registry import ALL_TOOLS
 
 _MISSING = object()
 ModelT = TypeVar("ModelT", bound=BaseModel)

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,8 +29,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from agent.triggers.actions import ActionError, ActionExecutor
-from agent.triggers.lease import Lease
 from agent.triggers.cron import CronError, CronExpr
+from agent.triggers.lease import Lease
 from agent.triggers.notices import Subscribers, TriggerNotice
 from agent.triggers.rules import Action, load_tables, parse_tables
 
@@ -72,8 +72,8 @@ class Schedule(Action):
 
     def next_run(self, after: float) -> float:
         """Epoch seconds of the first run strictly after `after`."""
-        zone = ZoneInfo(self.timezone) if self.timezone else timezone.utc
-        moment = datetime.fromtimestamp(after, tz=timezone.utc)
+        zone = ZoneInfo(self.timezone) if self.timezone else UTC
+        moment = datetime.fromtimestamp(after, tz=UTC)
         return self._expr.next_after(moment, zone).timestamp()
 
 
@@ -122,18 +122,18 @@ class Scheduler:
             if self.next_runs[schedule.name] > when:
                 continue
             fields = {"schedule": schedule.name,
-                      "now": datetime.fromtimestamp(when, tz=timezone.utc).isoformat(timespec="seconds")}
+                      "now": datetime.fromtimestamp(when, tz=UTC).isoformat(timespec="seconds")}
             try:
                 outcome = await self.executor.run(
                     schedule, fields, {}, persona=schedule.persona, kind="schedule_run",
                     ref=f"schedule:{schedule.name}", name=schedule.name)
-                kind, detail = "schedule_run", outcome
+                detail = outcome
             except ActionError as exc:
-                kind, detail = "schedule_run", f"failed: {exc}"
+                detail = f"failed: {exc}"
             self.last_results[schedule.name] = detail
             self.next_runs[schedule.name] = schedule.next_run(when)
             ran.append(schedule.name)
-            self.subscribers.publish(TriggerNotice(kind, f"schedule:{schedule.name}", detail=detail))
+            self.subscribers.publish(TriggerNotice("schedule_run", f"schedule:{schedule.name}", detail=detail))
         return ran
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -168,7 +168,7 @@ class Scheduler:
             if wait > 0:
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=min(wait, self.max_sleep_s))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
 
 
@@ -176,6 +176,6 @@ async def _stopped(stop: asyncio.Event, seconds: float) -> bool:
     """Wait up to `seconds`; True if `stop` was set meanwhile."""
     try:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
     return True

@@ -265,7 +265,7 @@ def create_app(state: ListenerState) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stop = asyncio.Event()
         await state.intake.start()  # e.g. the checker process: ready before the first delivery
-        tasks = [asyncio.create_task(job(stop)) for job in state.background]
+        tasks = [asyncio.ensure_future(job(stop)) for job in state.background]
         try:
             yield
         finally:
@@ -306,7 +306,7 @@ async def _stop_all(tasks: Sequence[asyncio.Task[None]], timeout_s: float = 5.0)
     for task in tasks:
         try:
             await asyncio.wait_for(task, timeout=timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("webhook listener: background job %s did not stop within %.0f s; cancelled",
                         task.get_name(), timeout_s)
         except asyncio.CancelledError:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from agent.triggers.actions import ActionError, ActionExecutor
 from agent.triggers.inbox import EventRow, Inbox
-from agent.triggers.notices import Subscribers, TriggerNotice
+from agent.triggers.notices import NoticeKind, Subscribers, TriggerNotice
 from agent.triggers.rules import EventView, Rule
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class ActionWorker:
         for row in rows:
             view = self._view(row) if self.rules else None
             matched = [rule for rule in self.rules if rule.matches(view)] if view else []
-            if not matched:
+            if not matched or view is None:  # (no view matches no rule)
                 note = NO_RULE_MATCHED if view or not self.rules else "stored body unreadable"
                 quiet.append((row.request_id, "done", row.attempts, None, note, when, when))
                 self._publish("done", row, view, note)
@@ -145,7 +145,8 @@ class ActionWorker:
                 continue
             await asyncio.to_thread(self.inbox.mark_rule_done, row.request_id, rule.name, self.clock())
             outcomes.append(f"{rule.name}: {outcome}")
-        outcome = "; ".join(outcomes) or None
+        summary = "; ".join(outcomes) or None
+        state: NoticeKind
         if not errors:
             state, error, next_at = "done", None, now
         elif permanent or attempt >= max_attempts:
@@ -153,12 +154,12 @@ class ActionWorker:
         else:
             state, error, next_at = "failed", "; ".join(errors)[:1000], now + self.policy.delay(attempt)
         await asyncio.to_thread(
-            self.inbox.settle, [(row.request_id, state, attempt, error, outcome, next_at, self.clock())])
-        self._publish(state, row, view, error or outcome or "")
+            self.inbox.settle, [(row.request_id, state, attempt, error, summary, next_at, self.clock())])
+        self._publish(state, row, view, error or summary or "")
 
-    def _publish(self, kind: str, row: EventRow, view: EventView | None, detail: str) -> None:
+    def _publish(self, kind: NoticeKind, row: EventRow, view: EventView | None, detail: str) -> None:
         if not self.subscribers.active:
             return
         self.subscribers.publish(TriggerNotice(
-            kind=kind, request_id=row.request_id, status=row.status,  # type: ignore[arg-type]
+            kind=kind, request_id=row.request_id, status=row.status,
             endpoint_id=view.endpoint_id if view else row.endpoint_id, detail=detail))
