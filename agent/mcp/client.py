@@ -176,7 +176,7 @@ class McpHub:
                             await session.send_ping()
             if srv.state == "up":
                 raise ConnectionError("the server ended the session")
-        except BaseException as exc:  # noqa: BLE001 - the server's end, whatever it was
+        except BaseException as exc:  # the server's end, whatever it was
             self._ended(srv, exc)
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
@@ -203,7 +203,7 @@ class McpHub:
         for listener in list(self._listeners):
             try:
                 listener(text)
-            except Exception:  # noqa: BLE001 - a broken listener must not hide the rest
+            except Exception:  # a broken listener must not hide the rest
                 pass
 
     # -- tools ------------------------------------------------------------------------------------
@@ -273,7 +273,7 @@ class McpHub:
             if srv.state != "up":  # cancelled because the server went away
                 return self._down(srv, inner.name, during=True)
             raise
-        except Exception as exc:  # noqa: BLE001 - below: a refusal by the server, or a lost session
+        except Exception as exc:  # below: a refusal by the server, or a lost session
             if not session_lost(exc):
                 shown = f"Error: {inner.name} failed: {reason_of(exc)}"
                 return shown, failure_artifact("failed", shown, error_type="McpError", server=srv.spec.name)

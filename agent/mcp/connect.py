@@ -54,9 +54,9 @@ def session_lost(exc: BaseException) -> bool:
 def errlog(spec: McpServerSpec, log_dir: Path | None) -> TextIO:
     """Where a stdio server's stderr goes (the caller closes it)."""
     if log_dir is None:
-        return open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed by the caller
+        return open(os.devnull, "w", encoding="utf-8")  # closed by the caller
     log_dir.mkdir(parents=True, exist_ok=True)
-    return open(log_dir / f"mcp-{spec.name}.log", "a", encoding="utf-8")  # noqa: SIM115
+    return open(log_dir / f"mcp-{spec.name}.log", "a", encoding="utf-8")
 
 
 @contextlib.asynccontextmanager

@@ -192,7 +192,7 @@ class DeferredTranscript:
         for row in rows:
             try:
                 prepared = self._prepared(row)
-            except Exception:  # noqa: BLE001 - one bad row must not cost the others theirs
+            except Exception:  # one bad row must not cost the others theirs
                 self.failures += 1
                 log.warning("mcp: a transcript row could not be prepared", exc_info=True)
                 continue
@@ -202,6 +202,6 @@ class DeferredTranscript:
             return
         try:
             self.store.write(ready)
-        except Exception:  # noqa: BLE001 - the replies went out; the log says what was lost
+        except Exception:  # the replies went out; the log says what was lost
             self.failures += 1
             log.warning("mcp: %d transcript row(s) could not be committed", len(ready), exc_info=True)

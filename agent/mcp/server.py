@@ -59,7 +59,7 @@ def can_elicit(session: Any) -> bool:
     try:
         return bool(session.check_client_capability(
             types.ClientCapabilities(elicitation=types.ElicitationCapability())))
-    except Exception:  # noqa: BLE001 - an odd session: treat as not able to ask
+    except Exception:  # an odd session: treat as not able to ask
         return False
 
 
@@ -120,7 +120,7 @@ class PersonaServer(FastMCP):
                 answer = await ctx.elicit(describe(request), Approval)
         except TimeoutError:
             return Decision(action="reject", reason=f"no answer within {self.approval_timeout_s:g} s")
-        except Exception as exc:  # noqa: BLE001 - a failed question never approves
+        except Exception as exc:  # a failed question never approves
             return Decision(action="reject", reason=f"asking the MCP client failed: {redact_text(str(exc))}")
         if answer.action == "accept" and getattr(answer, "data", None) is not None and answer.data.approve:
             return Decision(action="approve", reason="approved through MCP elicitation")
