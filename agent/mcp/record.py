@@ -12,8 +12,9 @@ network or the next request. The data a call records is its own (the guard build
 dict for the row, from copies), and nothing changes it once recorded, so preparing it later
 stores what preparing it at once would have; a row's time is the time it was recorded.
 
-What that costs: a `kill -9` within `COMMIT_DELAY_S` of a call can lose that call's rows (the
-store's own durability holds once they are committed). A clean end (stdin closed, SIGTERM,
+What that costs: a `kill -9` within `COMMIT_DELAY_S` of a read-only call can lose that call's
+rows (the store's own durability holds once they are committed). Rows of calls that spend,
+destroy or upload, and approvals, are committed before the call goes on, as in a chat. A clean end (stdin closed, SIGTERM,
 ctrl+c) loses nothing: `close()` commits what waits before the transcript is closed.
 """
 
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.transcript.sql import Row
+from tools.registry import GUARDED_TOOLS
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +91,17 @@ class DeferredTranscript:
         return Pending(session_id, kind, data, user, persona, duration_s, ref, time.time())
 
     def write(self, rows: Sequence[Row | Pending]) -> list[int]:
-        """Queue `rows` for a commit at most `delay_s` from now; returns at once (no ids)."""
+        """Queue `rows` for a commit at most `delay_s` from now; returns at once (no ids).
+
+        Rows about money or undoing work (an approval, and the call and result rows of a tool
+        that spends, destroys or sends a file out) are committed before this returns, as a
+        chat commits them: those are never in the window a `kill -9` could lose."""
         if not rows:
+            return []
+        if any(_lasting(row) for row in rows):
+            with self._cond:
+                self._rows.extend(rows)
+            self.flush()
             return []
         with self._cond:
             if self._closed:  # nothing would commit them later: now
@@ -205,3 +216,12 @@ class DeferredTranscript:
         except Exception:  # the replies went out; the log says what was lost
             self.failures += 1
             log.warning("mcp: %d transcript row(s) could not be committed", len(ready), exc_info=True)
+
+
+def _lasting(row: Row | Pending) -> bool:
+    """A row that must be committed before the call goes on (see `DeferredTranscript.write`)."""
+    if not isinstance(row, Pending):
+        return True  # already prepared by someone else: commit it as they would
+    if row.kind == "approval":
+        return True
+    return row.kind in ("tool_call", "tool_result", "tool_error") and str(row.data.get("name")) in GUARDED_TOOLS

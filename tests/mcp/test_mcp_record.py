@@ -38,6 +38,27 @@ def _until(check, timeout: float = WAIT_S) -> bool:
     return True
 
 
+async def test_a_spending_call_and_its_approval_commit_before_the_call_goes_on(tmp_path):
+    """Only read-only calls are deferred: a submit's approval and call rows are committed
+    before `settle` returns, so a kill -9 right after cannot lose what was charged."""
+    path = tmp_path / "t.db"
+    store = TranscriptStore(path, secrets=())
+    deferred = DeferredTranscript(store, delay_s=30.0)  # a read would wait 30 s
+    sid = deferred.new_session("u", "p", source="mcp")
+    log = TurnLog(deferred, sid, "u", "p")
+    log.start()
+    log.record("approval", {"name": "submit_queue_request", "decision": "approve"})
+    log.record("tool_call", {"name": "submit_queue_request", "args": {}})
+    assert log.settle() is None
+    assert deferred.pending() == 0 and _count(path) == 2
+    log.start()
+    log.record("tool_call", {"name": "search_models"})
+    assert log.settle() is None
+    assert deferred.pending() == 1 and _count(path) == 2  # the read waits for its batch
+    deferred.close()
+    store.close()
+
+
 async def test_rows_commit_after_the_call_returns_and_a_burst_shares_a_batch(tmp_path):
     path = tmp_path / "t.db"
     store = TranscriptStore(path, secrets=())
