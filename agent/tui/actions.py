@@ -158,7 +158,7 @@ async def switch_persona(app: Any, name: str) -> None:
         async def later() -> None:
             try:
                 await worker.wait()
-            except Exception:  # noqa: BLE001 - a failed or cancelled turn still ends
+            except Exception:  # a failed or cancelled turn still ends
                 pass
             await switch_persona(app, name)
 

@@ -11,9 +11,9 @@ import contextlib
 import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ def at_edge(where: str) -> Callable[[Callable[..., Awaitable[None]]], Callable[.
         async def guarded(self: FalPersonaApp, *args: Any, **kw: Any) -> None:
             try:
                 await handler(self, *args, **kw)
-            except Exception as exc:  # noqa: BLE001 - the app's edge: shown, logged, app stays up
+            except Exception as exc:  # the app's edge: shown, logged, app stays up
                 await self.report_error(where, exc)
 
         return guarded
@@ -224,7 +224,8 @@ class FalPersonaApp(App):
             if self.personas_loader is not None:
                 self.personas = await glue.maybe_await(self.personas_loader())
             else:
-                self.personas = getattr(self.runtime, "personas", None) or await asyncio.to_thread(_load_personas)
+                known = getattr(self.runtime, "personas", None)
+                self.personas = known if isinstance(known, dict) and known else await asyncio.to_thread(_load_personas)
         except Exception as exc:  # a bad persona file names itself in the message
             await self.chat.add(ErrorMessage(f"personas: {glue_error(exc)}"))
 
@@ -366,11 +367,11 @@ class FalPersonaApp(App):
                 log.record("error", {"kind": "ui_error", "where": where, "type": type(exc).__name__,
                                      "message": message})
                 log.settle()
-            except Exception:  # noqa: BLE001 - the card below still tells the user
+            except Exception:  # the card below still tells the user
                 _log.exception("could not record the error in the transcript")
         try:
             await self.chat.add(ErrorMessage(f"unexpected error in {where}: {message}"))
-        except Exception:  # noqa: BLE001 - the chat itself is broken: a toast at least
+        except Exception:  # the chat itself is broken: a toast at least
             self.notify(f"unexpected error in {where}: {message}", severity="error")
 
     def focus_prompt(self) -> None:
@@ -413,7 +414,7 @@ class FalPersonaApp(App):
                                                    cancelled=event.kind == "cancelled")
                 elif row is not None:
                     row.note("? " + event.message[:80])
-        except Exception as exc:  # noqa: BLE001 - a broken follower must not end the app
+        except Exception as exc:  # a broken follower must not end the app
             await self.report_error(f"following {request_id}", exc)
         finally:
             self.following.discard(request_id)
@@ -429,11 +430,17 @@ class FalPersonaApp(App):
 
     async def approve(self, request: Any) -> Any:
         """The runner's approver: opens the approval modal and waits for the decision."""
+        from agent.core.events import Decision
         from agent.tui.screens import ApprovalScreen
 
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         screen = ApprovalScreen(request)
-        self.push_screen(screen, callback=lambda d: future.done() or future.set_result(d))
+
+        def settle(decision: Decision | None) -> None:
+            if not future.done():  # (the screen always answers; a close without one is no approval)
+                future.set_result(decision or Decision(action="reject", reason="closed without an answer"))
+
+        self.push_screen(screen, callback=settle)
         try:
             decision = await future
         except asyncio.CancelledError:
@@ -536,7 +543,7 @@ class FalPersonaApp(App):
 
         try:
             await show_webhook(self, message.notice)
-        except Exception as exc:  # noqa: BLE001 - one odd notice must not end the app
+        except Exception as exc:  # one odd notice must not end the app
             await self.report_error("a webhook notice", exc)
 
 

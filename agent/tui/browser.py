@@ -123,7 +123,7 @@ class TranscriptBrowser(Screen):
         session = str(hit.get("session_id") or "")
         try:
             text = await asyncio.to_thread(self.transcript.export, session, "md")
-        except Exception as exc:  # noqa: BLE001 - shown, the browser stays
+        except Exception as exc:  # shown, the browser stays
             self.query_one("#browser-status", Static).update(Text(f"could not open the session: {exc}"))
             return
         self.app.push_screen(SessionView(f"Session {session} · Esc goes back", text))

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Markdown, Static
 
 from agent.tui.mdtext import as_markdown, hard_breaks
+
+if TYPE_CHECKING:
+    from textual.widgets.markdown import MarkdownStream
 
 DEFAULT_MAX_MOUNTED = 120
 
@@ -38,7 +43,7 @@ class AnswerMessage(Markdown):
 
     def __init__(self, text: str = "") -> None:
         super().__init__(as_markdown(text), classes="message answer")
-        self._stream = None
+        self._stream: MarkdownStream | None = None
         self.text = text
 
     async def stream(self, fragment: str) -> None:

@@ -27,7 +27,7 @@ def _read_keys_section(path: Path, use_userconfig: bool) -> dict[str, object]:
     """The `[keys]` table: via agent.userconfig when present, else tomllib directly."""
     getter = None
     try:
-        from agent import userconfig  # type: ignore[attr-defined]
+        from agent import userconfig
 
         if use_userconfig:
             getter = getattr(userconfig, "get", None)

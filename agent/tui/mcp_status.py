@@ -31,7 +31,7 @@ def states(runtime: Any) -> dict[str, str]:
         return {}
     try:
         return dict(hub.status())
-    except Exception:  # noqa: BLE001 - a header must not fail over a hub's oddity
+    except Exception:  # a header must not fail over a hub's oddity
         log.warning("could not read the MCP servers' state", exc_info=True)
         return {}
 
@@ -85,7 +85,7 @@ class McpWatch:
         if self._unsubscribe is not None:
             try:
                 self._unsubscribe()
-            except Exception:  # noqa: BLE001 - a hub already closed
+            except Exception:  # a hub already closed
                 log.debug("unsubscribing from an MCP hub failed", exc_info=True)
             self._unsubscribe = None
 

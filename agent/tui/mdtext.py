@@ -86,8 +86,8 @@ def as_markdown(text: str) -> str:
             while j < len(lines) and _aligned(lines[j]):
                 j += 1
             block = "\n".join(lines[i:j])
-            fence = "~~~" if "```" in block else "```"
-            out.append(f"{fence}text\n{block}\n{fence}")
+            marks = "~~~" if "```" in block else "```"
+            out.append(f"{marks}text\n{block}\n{marks}")
             i = j
             continue
         end = _json_block(lines, i)

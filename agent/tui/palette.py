@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -10,9 +11,13 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 class FalCommands(Provider):
     """New chat, switch persona, export, transcript browser, theme."""
 
-    def _commands(self) -> list[tuple[str, str, object]]:
+    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        from agent.tui.app import FalPersonaApp
+
         app = self.app
-        out: list[tuple[str, str, object]] = [
+        if not isinstance(app, FalPersonaApp):  # the palette is this app's
+            return []
+        out: list[tuple[str, str, Callable[[], object]]] = [
             ("New chat", "start a fresh session", app.action_new_chat),
             ("Switch persona…", "pick a persona from the list", app.action_switch_persona),
             ("Export transcript (Markdown)", "write this session to a .md file",

@@ -11,7 +11,7 @@ import inspect
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from agent.core.contracts import SessionRuntime, Transcript
 
@@ -101,7 +101,7 @@ async def close(runtime: Any) -> None:
     if callable(closer):
         try:
             await maybe_await(closer())
-        except Exception:  # noqa: BLE001 - shutting down: logged, never raised
+        except Exception:  # shutting down: logged, never raised
             log.warning("closing the runtime failed", exc_info=True)
 
 
@@ -120,13 +120,19 @@ def export_path(session_id: str, fmt: str, when: float | None = None) -> Path:
     return base
 
 
+_EXPORT_FORMATS: dict[str, Literal["jsonl", "md"]] = {"jsonl": "jsonl", "md": "md"}
+
+
 async def export(runtime: Any, fmt: str) -> Path:
     """Write this session's transcript to a file; ValueError with a reason when impossible."""
     transcript = transcript_of(runtime)
     if transcript is None or getattr(transcript, "enabled", True) is False:
         raise ValueError("the transcript is off (--no-log or `logs off`), so there is nothing to export")
     session_id = getattr(runtime.runner, "session_id", None)
-    text = await asyncio.to_thread(transcript.export, session_id, fmt)
+    kind = _EXPORT_FORMATS.get(fmt)
+    if kind is None:
+        raise ValueError(f"unknown export format {fmt!r} (use jsonl or md)")
+    text = await asyncio.to_thread(transcript.export, session_id, kind)
     path = export_path(session_id or "all", fmt)
     await asyncio.to_thread(path.write_text, text, "utf-8")
     return path

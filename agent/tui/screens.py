@@ -13,7 +13,7 @@ from textual.widgets import Button, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from agent.core.events import ApprovalRequest, Decision
-from agent.core.gate import Price, call_cost, money  # noqa: F401 - money: one formatter for every screen
+from agent.core.gate import Price, call_cost, money  # money: one formatter for every screen
 from agent.core.media_inputs import approval_lines
 
 
@@ -170,7 +170,7 @@ class ApprovalScreen(ModalScreen[Decision]):
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        {"approve": self.action_approve, "reject": self.action_reject, "edit": self._edit}[event.button.id]()
+        {"approve": self.action_approve, "reject": self.action_reject, "edit": self._edit}[event.button.id or ""]()
 
 
 class PersonaScreen(ModalScreen[str | None]):

@@ -133,8 +133,11 @@ class WebApp:
         ws = web.WebSocketResponse(heartbeat=15)
         await ws.prepare(request)
         width, height = _size(request.query.get("width"), 80), _size(request.query.get("height"), 24)
+        async def close() -> None:
+            await ws.close()
+
         service = AppService(self.command, write_bytes=ws.send_bytes, write_str=ws.send_str,
-                             close=ws.close, download_manager=self.download_manager)
+                             close=close, download_manager=self.download_manager)
         self.services.add(service)
         try:
             await service.start(width, height)
@@ -178,7 +181,7 @@ async def _stop(service: AppService) -> None:
     """Tell a child to quit and wait for it, bounded (`stop` is a no-op the second time)."""
     try:
         await asyncio.wait_for(asyncio.shield(service.stop()), STOP_TIMEOUT_S)
-    except (asyncio.TimeoutError, asyncio.CancelledError, OSError):
+    except (TimeoutError, asyncio.CancelledError, OSError):
         _log.warning("a web session's app did not quit in %.0fs", STOP_TIMEOUT_S)
 
 

@@ -52,7 +52,7 @@ def start_notices(runtime: Any) -> list[str]:
 def _url(listener: Any) -> str:
     try:
         return str(listener.webhook_url())
-    except Exception:  # noqa: BLE001 - a fake or a stopped listener: show what we know
+    except Exception:  # a fake or a stopped listener: show what we know
         return str(getattr(listener, "url", "?"))
 
 
@@ -81,7 +81,7 @@ async def webhook_body(app: Any, notice: Any) -> dict[str, Any]:
         return {}
     try:
         return await asyncio.to_thread(body_from_inbox, listener, notice.request_id) or {}
-    except Exception:  # noqa: BLE001 - the notice is still shown, just without media
+    except Exception:  # the notice is still shown, just without media
         log.warning("could not read the webhook body of %s from the inbox", notice.request_id, exc_info=True)
         return {}
 
