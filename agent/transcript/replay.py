@@ -289,7 +289,8 @@ class _Builder:
         self.on_tool_result(data, ev, error=True)
 
     def on_tool_progress(self, data: dict[str, Any], ev: dict[str, Any]) -> None:
-        payload = data.get("data") if isinstance(data.get("data"), dict) else {}
+        raw = data.get("data")
+        payload: dict[str, Any] = raw if isinstance(raw, dict) else {}
         card = self.cards.get(str(data.get("call_id") or ""))
         rid = payload.get("request_id") or (card.args.get("request_id") if card else None)
         if isinstance(rid, str) and rid and payload.get("status"):

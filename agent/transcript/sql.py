@@ -29,13 +29,13 @@ MAX_ROWS_PER_STATEMENT = 120
 
 
 @lru_cache(maxsize=64)
-def _INSERT_EVENTS_MANY(n: int) -> str:  # noqa: N802 - reads as the SQL constant it builds
+def _INSERT_EVENTS_MANY(n: int) -> str:  # upper case: reads as the SQL constant it builds
     return ("INSERT INTO events (session_id, ts, kind, user, persona, duration_s, ref, data) VALUES "
             + ",".join(["(?,?,?,?,?,?,?,?)"] * n))
 
 
 @lru_cache(maxsize=8)
-def _INSERT_SESSION_MANY(n: int) -> str:  # noqa: N802
+def _INSERT_SESSION_MANY(n: int) -> str:
     return ("INSERT OR IGNORE INTO sessions (id, started_at, user, persona, source) VALUES "
             + ",".join(["(?,?,?,?,?)"] * n))
 

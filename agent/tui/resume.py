@@ -85,7 +85,7 @@ class ResumePicker(ModalScreen[str | None]):
             return
         try:
             self.rows = await asyncio.to_thread(self.transcript.conversations, self.limit)
-        except Exception as exc:  # noqa: BLE001 - a message, not a crash
+        except Exception as exc:  # a message, not a crash
             from agent.tui.turn import readable_error
 
             status.update(Text(f"could not read the transcript: {readable_error(exc)}"))
@@ -276,7 +276,7 @@ async def preview(app: Any, session_id: str | None) -> None:
     conversation to the agent and asks any pending approval."""
     try:
         rebuilt = await asyncio.to_thread(read_replay, session_id)
-    except Exception:  # noqa: BLE001 - only the early paint is lost; resume_into reports problems
+    except Exception:  # only the early paint is lost; resume_into reports problems
         return
     if rebuilt is None or app.runtime is not None:
         return  # nothing stored, or the runtime was quicker: resume_into paints
@@ -301,11 +301,11 @@ async def resume_into(app: Any, session_id: str | None, *, wait: bool = True) ->
         app.turn_worker.cancel()
         try:
             await app.turn_worker.wait()
-        except Exception:  # noqa: BLE001 - cancelled or failed: it is over either way
+        except Exception:  # cancelled or failed: it is over either way
             pass
     try:
         rebuilt = await asyncio.to_thread(runtime.resume_session, session_id)
-    except Exception as exc:  # noqa: BLE001 - e.g. no such session, nothing stored yet
+    except Exception as exc:  # e.g. no such session, nothing stored yet
         message = str(exc) if type(exc).__name__ == "TranscriptError" else readable_error(exc)
         await app.chat.add(ErrorMessage(f"cannot reopen the chat: {message}"))
         return False

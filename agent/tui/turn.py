@@ -14,7 +14,6 @@ from tools.outcome import jsonable
 from tools.registry import JOB_TOOLS, MEDIA_TOOLS
 
 
-
 def readable_error(exc: BaseException) -> str:
     """A one-line, secret-free description of an unexpected exception."""
     from pydantic import ValidationError
@@ -100,7 +99,9 @@ class TurnRenderer:
         """Render one event."""
         if isinstance(event, Token):
             if self.answer is None:
-                self.answer = await self.chat.add(AnswerMessage())
+                answer = AnswerMessage()
+                await self.chat.add(answer)
+                self.answer = answer
             self.streamed += event.text
             await self.answer.stream(event.text)
         elif isinstance(event, ToolStart):
@@ -187,8 +188,8 @@ class TurnRenderer:
                 await self.jobs.update_job(update)
         if event.name in MEDIA_TOOLS and not event.error:
             await preview_once(self.chat, self.jobs, artifact, endpoint, rid)
-        row = self.jobs.rows.get(rid)
-        if self.follow is not None and row is not None and not row.is_done:
+        known = self.jobs.rows.get(rid)
+        if self.follow is not None and known is not None and not known.is_done:
             self.follow(endpoint, rid)
 
     def still_running(self) -> list[Any]:
