@@ -269,7 +269,7 @@ class JobsPanel(VerticalScroll):
         if self.on_outcome is not None:
             try:
                 self.on_outcome(row)
-            except Exception:  # noqa: BLE001 - recording it must not break the panel
+            except Exception:  # recording it must not break the panel
                 log.exception("jobs panel: could not report the outcome of %s", request_id)
         return row
 
@@ -278,7 +278,7 @@ class JobsPanel(VerticalScroll):
         rows = [r for r in rows if r.request_id in self.rows and r.parent is None]
         if not rows:
             return
-        label = next(iter(self.query(".jobs-older")), None)
+        label = next(iter(self.query(".jobs-older").results(Static)), None)
         await self.mount_all(list(reversed(rows)), before=label)
         unmounted = sum(1 for r in self.rows.values() if r.parent is None)
         if label is not None:
