@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agent import locations, userconfig
-from agent.transcript.migrations import migrate
 from agent.redact import Redactor, env_secrets, settings_secrets
+from agent.transcript.migrations import migrate
 from agent.transcript.render import iso, to_jsonl, to_markdown
 from agent.transcript.sql import Row, SessionRow, encode_data, index_pending, write_rows
 from tools.errors import AppError
