@@ -30,8 +30,9 @@ def message_record(message: BaseMessage) -> dict[str, Any]:
     tool_calls = getattr(message, "tool_calls", None)
     if tool_calls:
         out["tool_calls"] = [{"id": c.get("id"), "name": c["name"], "args": c["args"]} for c in tool_calls]
-    if getattr(message, "tool_call_id", None):
-        out["tool_call_id"] = message.tool_call_id  # type: ignore[attr-defined]
+    call_id = getattr(message, "tool_call_id", None)
+    if call_id:
+        out["tool_call_id"] = call_id
     return out
 
 

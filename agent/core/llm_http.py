@@ -61,7 +61,7 @@ def _transports() -> tuple[type, type]:
         return hx.Request(request.method, request.url, headers=headers, content=body,
                           extensions=request.extensions)
 
-    class RedactingAsyncTransport(hx.AsyncBaseTransport):  # type: ignore[misc,name-defined]
+    class RedactingAsyncTransport(hx.AsyncBaseTransport):  # type: ignore[misc,name-defined]  # hx: the SDK's httpx, found at run time
         """Redacts each request's body, then sends it with the SDK's own transport."""
 
         def __init__(self) -> None:
@@ -74,7 +74,7 @@ def _transports() -> tuple[type, type]:
         async def aclose(self) -> None:
             await self._inner.aclose()
 
-    class RedactingTransport(hx.BaseTransport):  # type: ignore[misc,name-defined]
+    class RedactingTransport(hx.BaseTransport):  # type: ignore[misc,name-defined]  # as above
         """The synchronous twin."""
 
         def __init__(self) -> None:

@@ -89,7 +89,7 @@ class PersonaServer(FastMCP):
 
         async with loop_stdio() as pipes:
             stdin, stdout = pipes if pipes is not None else (None, None)
-            async with stdio_server(stdin, stdout) as (read_stream, write_stream):  # type: ignore[arg-type]
+            async with stdio_server(stdin, stdout) as (read_stream, write_stream):  # type: ignore[arg-type]  # None: the SDK's own stdio
                 await self._mcp_server.run(read_stream, write_stream,
                                            self._mcp_server.create_initialization_options())
 
@@ -97,7 +97,7 @@ class PersonaServer(FastMCP):
         return [types.Tool(name=s.name, description=s.description, inputSchema=s.input_schema,
                            annotations=tool_annotations(s)) for s in self._specs]
 
-    async def call_tool(self, name: str, arguments: dict[str, Any]) -> types.CallToolResult:  # type: ignore[override]
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> types.CallToolResult:  # type: ignore[override]  # FastMCP passes a CallToolResult through whole
         ctx = self.get_context()
         session = ctx.request_context.session
 

@@ -64,7 +64,7 @@ def uvicorn_server(app: Any, limits: WebhookSettings, *, http: str | None = None
     listener's limits: see GuardedServer."""
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                             http=protocol_class(http or limits.http), loop=loop or limits.loop, ws="none",
-                            backlog=2048, timeout_keep_alive=limits.keepalive_timeout_s,  # type: ignore[arg-type]
+                            backlog=2048, timeout_keep_alive=limits.keepalive_timeout_s,  # type: ignore[arg-type]  # uvicorn says int; a float works
                             h11_max_incomplete_event_size=limits.max_header_bytes)
     return GuardedServer(config, limits)
 

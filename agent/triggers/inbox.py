@@ -25,7 +25,7 @@ from agent import locations
 try:
     import fcntl
 except ImportError:  # Windows: fall back to SQLite's busy handler alone
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # the module or None, checked before each use
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (

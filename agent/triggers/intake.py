@@ -137,9 +137,10 @@ class Intake:
         return await future
 
     def _pool(self, index: int) -> ThreadPoolExecutor:
-        if self._pools[index] is None:
-            self._pools[index] = ThreadPoolExecutor(1, thread_name_prefix=f"webhook-{('check', 'commit')[index]}")
-        return self._pools[index]  # type: ignore[return-value]
+        pool = self._pools[index]
+        if pool is None:
+            pool = self._pools[index] = ThreadPoolExecutor(1, thread_name_prefix=f"webhook-{('check', 'commit')[index]}")
+        return pool
 
     async def _flush(self) -> None:
         """Stage 1: verify and validate queued deliveries, a batch at a time, on the check thread."""

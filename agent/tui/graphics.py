@@ -35,7 +35,7 @@ def preload_graphics() -> bool:
     if not (sys.stdout.isatty() and wants_graphics()):
         return False
     try:
-        import textual_image.widget  # noqa: F401
+        import textual_image.widget  # noqa: F401 - imported to probe that it loads
     except Exception:  # a probe failure just means half-blocks
         log.info("terminal graphics unavailable, using half-blocks", exc_info=True)
         return False
