@@ -24,6 +24,7 @@ background follower or a webhook). Pure functions over `TranscriptStore.events()
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Set as AbstractSet
 from typing import Any, Literal
 
 from tools.registry import CANCEL, JOB_TOOLS, MEDIA_TOOLS, RESULT, SUBMIT
@@ -354,7 +355,7 @@ def replay(session_id: str, events: list[dict[str, Any]], *, messages: bool = Tr
     return builder.finish()
 
 
-def paired(messages: list[Any], waiting: set[str] = frozenset()) -> list[Any]:  # type: ignore[assignment]
+def paired(messages: list[Any], waiting: AbstractSet[str] = frozenset()) -> list[Any]:
     """The history with every tool call answered once, right after its AI message.
 
     Results are moved up to their call; a result with no call before it is dropped (the API
