@@ -23,8 +23,8 @@ background follower or a webhook). Pure functions over `TranscriptStore.events()
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tools.registry import CANCEL, JOB_TOOLS, MEDIA_TOOLS, RESULT, SUBMIT
