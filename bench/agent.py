@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "agent"))
 sys.path.insert(0, str(ROOT))
 
-from scripted_openai import ScriptedOpenAI, call, calls, text  # noqa: E402
+from scripted_openai import ScriptedOpenAI, call, calls, text  # noqa: E402 - after the sys.path line above
 
 EP = "fal-ai/flux/dev"
 SCRIPT = [calls(call("search_models", {"query": "flux"})), calls(call("get_pricing", {"endpoint_ids": [EP]})),

@@ -118,12 +118,12 @@ def start_server(home: str, jwks_url: str, bare: bool, sync: str,
         command = [sys.executable, "-c", "import sys; from agent.cli import main; sys.exit(main(sys.argv[1:]))",
                    "webhooks", "serve", "--host", "127.0.0.1", "--port", "0", "--workers", str(workers)]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=home)
-    for line in proc.stdout:  # type: ignore[union-attr]
+    for line in proc.stdout:  # type: ignore[union-attr]  # stdout=PIPE
         match = re.match(r"Listening on (http://\S+)", line)
         if match:
-            threading.Thread(target=proc.stdout.read, daemon=True).start()  # type: ignore[union-attr]
+            threading.Thread(target=proc.stdout.read, daemon=True).start()  # type: ignore[union-attr]  # stdout=PIPE
             return proc, match.group(1)
-    raise RuntimeError(f"server did not start: {proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
+    raise RuntimeError(f"server did not start: {proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]  # stderr=PIPE
 
 
 def bare_app(max_body: int):
@@ -233,7 +233,7 @@ def raw_client_proc(url: str, reqs: list, concurrency: int, start_at: float, out
             self.transport: asyncio.Transport | None = None
             self.lowat = 0
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # asyncio's base takes a BaseTransport
             self.transport = transport
             sock = transport.get_extra_info("socket")
             if sock is not None:  # no Nagle: a request is one write, and we wait for its answer
@@ -242,11 +242,11 @@ def raw_client_proc(url: str, reqs: list, concurrency: int, start_at: float, out
         def send_next(self) -> None:
             item = next(it, None)
             if item is None:
-                self.transport.close()  # type: ignore[union-attr]
+                self.transport.close()  # type: ignore[union-attr]  # set in connection_made
                 return
             self.rid, data = item
             self.t0 = time.perf_counter()
-            self.transport.write(data)  # type: ignore[union-attr]
+            self.transport.write(data)  # type: ignore[union-attr]  # set in connection_made
 
         def data_received(self, data: bytes) -> None:
             nonlocal errors
@@ -266,7 +266,7 @@ def raw_client_proc(url: str, reqs: list, concurrency: int, start_at: float, out
                 if not self.lowat and lowat_ok:
                     # uvicorn writes a response's head and body separately; wake this lane once
                     # per response, not twice: no answer is shorter than a 2xx minus a few bytes
-                    sock = self.transport.get_extra_info("socket")  # type: ignore[union-attr]
+                    sock = self.transport.get_extra_info("socket")  # type: ignore[union-attr]  # set in connection_made
                     self.lowat = end + 4 + length - 4
                     if sock is not None:
                         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, self.lowat)
@@ -363,7 +363,7 @@ def run_load(url: str, reqs: list, procs: int, concurrency: int, client: str = "
     acked = [rid for _, a, *_ in results for rid in a]
     errors = sum(r[2] for r in results)
     client_cpu = sum(r[3] for r in results)
-    pct = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000  # noqa: E731
+    pct = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000  # noqa: E731 - a one-line helper
     return {"n": len(reqs), "ok": len(acked), "errors": errors, "seconds": elapsed,
             "rate": len(acked) / elapsed, "p50_ms": pct(0.50), "p99_ms": pct(0.99), "acked": acked,
             "client_cpu_us": client_cpu / max(1, len(reqs)) * 1e6}

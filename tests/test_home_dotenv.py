@@ -103,7 +103,7 @@ def test_webhooks_serve_and_list_use_the_dotenv_home(project):
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             lines = []
-            for line in proc.stdout:  # type: ignore[union-attr]
+            for line in proc.stdout:  # type: ignore[union-attr]  # stdout=PIPE
                 lines.append(line.strip())
                 if line.startswith("Rules:"):
                     break

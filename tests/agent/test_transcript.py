@@ -140,7 +140,7 @@ def test_bad_input_is_rejected_with_typed_errors(store):
     with pytest.raises(ValueError, match="unknown transcript event kind 'typo'"):
         store.record(sid, "typo", {}, **WHO)
     with pytest.raises(TypeError, match="must be a dict"):
-        store.record(sid, "answer", ["not", "a", "dict"], **WHO)  # type: ignore[arg-type]
+        store.record(sid, "answer", ["not", "a", "dict"], **WHO)  # type: ignore[arg-type]  # a wrong type on purpose
     assert store.events(sid) == []
 
 
@@ -212,7 +212,7 @@ def test_export_errors_and_prefixes(store):
     with pytest.raises(TranscriptError, match="no session"):
         store.export("nope")
     with pytest.raises(TranscriptError, match="unknown export format"):
-        store.export(sid, fmt="xml")  # type: ignore[arg-type]
+        store.export(sid, fmt="xml")  # type: ignore[arg-type]  # an unknown format on purpose
     store.new_session("a", "p")
     with pytest.raises(TranscriptError, match="ambiguous"):
         store.resolve_session("2")
@@ -305,4 +305,4 @@ def test_bad_session_id_is_a_typed_error(store):
     with pytest.raises(TypeError, match="session_id"):
         store.record("", "answer", {}, **WHO)
     with pytest.raises(TypeError, match="session_id"):
-        store.record(None, "answer", {}, **WHO)  # type: ignore[arg-type]
+        store.record(None, "answer", {}, **WHO)  # type: ignore[arg-type]  # no session on purpose

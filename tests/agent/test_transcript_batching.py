@@ -66,7 +66,7 @@ def test_prepare_checks_input_and_is_none_when_off():
     with pytest.raises(ValueError, match="unknown transcript event kind"):
         store.prepare("s", "nope", {}, **WHO)
     with pytest.raises(TypeError, match="must be a dict"):
-        store.prepare("s", "answer", "text", **WHO)  # type: ignore[arg-type]
+        store.prepare("s", "answer", "text", **WHO)  # type: ignore[arg-type]  # a wrong type on purpose
     assert TranscriptStore(enabled=False).prepare("s", "answer", {}, **WHO) is None
 
 

@@ -11,8 +11,8 @@ AGENT_TESTS = Path(__file__).resolve().parents[1] / "agent"
 if str(AGENT_TESTS) not in sys.path:
     sys.path.insert(0, str(AGENT_TESTS))
 
-from agent_fakes import FakeFal, build_fake_tools  # noqa: E402
-from scripted_openai import ScriptedOpenAI, call, calls, text  # noqa: E402
+from agent_fakes import FakeFal, build_fake_tools  # noqa: E402 - after the sys.path line above
+from scripted_openai import ScriptedOpenAI, call, calls, text  # noqa: E402 - as above
 
 __all__ = ["FakeFal", "ScriptedOpenAI", "build_fake_tools", "call", "calls", "snapshot", "text"]
 

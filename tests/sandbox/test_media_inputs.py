@@ -77,7 +77,7 @@ async def test_text_to_image_draws_the_prompt(client, state):
     plain = await _result(client, state, "fal-ai/flux/dev", {"prompt": "x", "seed": 1})
     worded = await _result(client, state, "fal-ai/flux/dev", {"prompt": "lighthouse storm waves", "seed": 1})
     a, b = await _image(client, plain["images"][0]["url"]), await _image(client, worded["images"][0]["url"])
-    white = lambda im: sum(1 for px in im.getdata() if px == (255, 255, 255))  # noqa: E731
+    white = lambda im: sum(1 for px in im.getdata() if px == (255, 255, 255))  # noqa: E731 - a one-line predicate
     assert white(b) > white(a) + 200  # the longer prompt's white text boxes
     ink = [px for px in b.getdata() if px == (0, 0, 0)]
     assert len(ink) > 50  # black letters

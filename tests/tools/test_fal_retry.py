@@ -78,7 +78,7 @@ def test_backoff_is_bounded_full_jitter(attempt):
 
 
 def test_next_delay_respects_deadline_retries_and_retry_after():
-    half = lambda: 0.5  # noqa: E731
+    half = lambda: 0.5  # noqa: E731 - a stand-in for random.random
     assert next_delay(0, 10.0, rand=half) == pytest.approx(0.05)
     assert next_delay(4, 10.0, max_retries=4, rand=half) is None
     assert next_delay(0, 10.0, retry_after_s=2.0) == 2.0

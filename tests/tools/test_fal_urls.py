@@ -48,7 +48,7 @@ def test_malformed_ids_are_refused(bad):
 
 def test_non_string_id_refused():
     with pytest.raises(InputError):
-        parse_endpoint_id(None)  # type: ignore[arg-type]
+        parse_endpoint_id(None)  # type: ignore[arg-type]  # a wrong type on purpose
 
 
 @pytest.mark.parametrize("bad", ["", "  ", "a/b", "id?x", "a b", "../x", "x" * 200])

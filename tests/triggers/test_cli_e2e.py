@@ -33,12 +33,12 @@ def serve(env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
     proc = subprocess.Popen([EXE, "webhooks", "serve", "--host", "127.0.0.1", "--port", "0"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
-    for line in proc.stdout:  # type: ignore[union-attr]
+    for line in proc.stdout:  # type: ignore[union-attr]  # stdout=PIPE
         lines.append(line.rstrip("\n"))
         if line.startswith("Rules:"):
             return proc, lines
     proc.kill()
-    raise AssertionError(f"serve did not start: {lines} {proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]
+    raise AssertionError(f"serve did not start: {lines} {proc.stderr.read()[-2000:]}")  # type: ignore[union-attr]  # stderr=PIPE
 
 
 def test_serve_verifies_a_sandbox_webhook_and_list_shows_it(tmp_path):

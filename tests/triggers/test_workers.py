@@ -155,7 +155,7 @@ async def test_two_workers_store_each_event_once_and_run_its_rule_once():
                 os.killpg(proc.pid, signal.SIGKILL)
             jwks.close()
             fal.close()
-    assert code == 0, proc.stderr.read()[-2000:]  # type: ignore[union-attr]
+    assert code == 0, proc.stderr.read()[-2000:]  # type: ignore[union-attr]  # stderr=PIPE
 
 
 def test_a_secondary_worker_stores_pending_and_runs_no_actions_or_schedules(tmp_path):
