@@ -10,9 +10,10 @@ import dataclasses
 import json
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.redact import Redactor
+if TYPE_CHECKING:  # a type only: redaction loads pydantic, which reading a transcript does without
+    from agent.redact import Redactor
 
 # Keys whose value is the human text of an event, shown as prose rather than JSON.
 _TEXT_KEYS = ("text", "content", "message", "answer")

@@ -27,7 +27,15 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tools.registry import CANCEL, JOB_TOOLS, MEDIA_TOOLS, RESULT, SUBMIT
+# The registry's facts replay needs, spelled out: `tools.registry` imports pydantic (~0.1 s),
+# which a reopened chat's first paint should not wait for. tests/resume checks they match it.
+SUBMIT = "submit_queue_request"
+CANCEL = "cancel_queue_request"
+RESULT = "get_queue_result"
+JOB_TOOLS: frozenset[str] = frozenset({"get_queue_status", "stream_queue_status", RESULT, SUBMIT, CANCEL})
+"""Tools that create or concern a queue job (the registry's `job`)."""
+MEDIA_TOOLS: frozenset[str] = frozenset({"stream_queue_status", RESULT})
+"""Tools whose answer may carry result media (the registry's `media`)."""
 
 NOT_FINISHED = ("Not finished: the app stopped while this call ran, so its result is unknown. "
                 "Check the request's status before retrying it.")

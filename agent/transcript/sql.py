@@ -14,10 +14,12 @@ import json
 import sqlite3
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agent.redact import Redactor
 from agent.transcript.render import encode, search_text
+
+if TYPE_CHECKING:  # a type only: redaction loads pydantic, which reading a transcript does without
+    from agent.redact import Redactor
 
 # (session_id, ts, kind, user, persona, duration_s, ref, data-json)
 Row = tuple[str, float, str, str | None, str | None, float | None, str | None, str]

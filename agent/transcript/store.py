@@ -30,14 +30,16 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from agent import locations, userconfig
-from agent.redact import Redactor, env_secrets, settings_secrets
 from agent.transcript.migrations import migrate
 from agent.transcript.render import iso, to_jsonl, to_markdown
 from agent.transcript.sql import Row, SessionRow, encode_data, index_pending, write_rows
 from tools.errors import AppError
+
+if TYPE_CHECKING:  # imported where used: redaction loads pydantic (~0.1 s), which reading a
+    from agent.redact import Redactor  # transcript (a reopened chat's first paint) does without
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,8 @@ def _env_no_log() -> bool:
 
 def _settings_secrets() -> tuple[str, ...]:
     """Keys read from `.env` by Settings never reach os.environ; collect them too."""
+    from agent.redact import settings_secrets
+
     try:
         from agent.settings import Settings
 
@@ -159,6 +163,8 @@ class TranscriptStore:
         self.close()
 
     def _redactor(self) -> Redactor:
+        from agent.redact import Redactor, env_secrets
+
         return Redactor.for_secrets(env_secrets() + self._secrets)
 
     # -- writing ----------------------------------------------------------------------------
