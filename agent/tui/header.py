@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from agent.core.gate import money
+from agent.core.money import money
 from agent.tui.mcp_status import short_label
 
 
