@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agent.core.money import money
 from tools.outcome import find_field, outcome_of
 from tools.registry import SUBMIT, TOOL_KINDS
 
@@ -43,23 +44,6 @@ def _as_number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
-
-
-def money(value: float | None) -> str:
-    """Dollars to the precision that matters: `$0.003`, `$0.025`, `$0.25`, `$1.50`, `$12.00`.
-
-    Below a dollar, three significant digits (never fewer than two decimals); from a dollar
-    up, cents. None (or NaN) is `unknown`."""
-    if value is None or not math.isfinite(float(value)):
-        return "unknown"
-    v = float(value)
-    sign, v = ("-" if v < 0 else ""), abs(v)
-    if v == 0 or round(v, 2) >= 1:
-        return f"{sign}${v:,.2f}"
-    decimals = max(2, 2 - math.floor(math.log10(v)))
-    text = f"{v:.{decimals}f}".rstrip("0")
-    whole, frac = text.split(".")
-    return f"{sign}${whole}.{frac.ljust(2, '0')}"
 
 
 @dataclass(frozen=True)
