@@ -4,10 +4,16 @@ A row keeps its state in plain attributes and paints it onto its child widgets o
 is mounted (and once more when it mounts), so a timer tick, a status from a follower or a
 webhook can arrive at any moment, even before the row is on screen, without touching
 widgets that are not there yet.
+
+A reopened chat's finished rows mount `light`: the progress bar, the result line and the
+Save/Open buttons are drawn by one widget (`LightFoot`, looking as they do) instead of some
+ten, and the row becomes the full one when the pointer reaches it, it is clicked (a click on
+a drawn button presses the real one) or focused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -15,9 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from textual import on
+from textual import events, on
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Button, Label, ProgressBar, Static
 
 from agent.tui.progress import JobUpdate
@@ -42,11 +50,88 @@ def fmt_elapsed(seconds: float) -> str:
     return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
+BAR_WIDTH = 32
+"""Textual's progress bar is this wide at most (its Bar's own CSS)."""
+PCT_WIDTH = 5
+"""`.job-pct`'s width in app.tcss."""
+BUTTON_MIN_WIDTH = 16
+"""A compact Button's min-width (Textual's CSS); 7 on a narrow screen (app.tcss)."""
+
+
+class LightFoot(Widget, can_focus=True):
+    """A light row's last three lines, drawn as the full row shows them: the progress bar and
+    its percentage, the result line, the Save and Open buttons (Cancel is hidden once done)."""
+
+    DEFAULT_CSS = """
+    LightFoot { height: 3; }
+    """
+    ALLOW_SELECT = False
+    FOCUS_ON_CLICK = False  # a click presses the drawn button it is on (see _on_click)
+
+    def _row(self) -> JobRow | None:
+        return self.parent if isinstance(self.parent, JobRow) else None
+
+    def render(self) -> Content:
+        row = self._row()
+        width = self.size.width
+        if row is None or width <= 0:
+            return Content("")
+        # the bar: ━ in the complete colour when done, in the empty one when no progress is known
+        bar_room = max(0, width - PCT_WIDTH)
+        full = bool(row.total) and (row.done or 0.0) >= (row.total or 0.0)
+        bar = Content.styled("━" * min(BAR_WIDTH, bar_room), "$success" if full else "$surface")
+        pct = f"{100 * (row.done or 0.0) / row.total:3.0f}%" if row.total else ""
+        line1 = Content.assemble(bar, " " * (bar_room - min(BAR_WIDTH, bar_room)), pct.rjust(PCT_WIDTH)[-PCT_WIDTH:])
+        # elapsed (none: a replayed row claims no time) and the result, two cells in
+        line2 = Content("  " + row.result_line)
+        # compact buttons: bold, centred, on the surface colour, one cell apart
+        narrow = self.screen.has_class("narrow")
+        style = "bold $button-foreground on $surface"  # enabled: a light row has a result
+        parts: list[Content | str] = []
+        for label in ("Save", "Open"):
+            size = 7 if narrow else max(BUTTON_MIN_WIDTH, len(label) + 2)
+            left = (size - len(label)) // 2
+            parts += [Content.styled(" " * left + label + " " * (size - len(label) - left), style), " "]
+        line3 = Content.assemble(*parts)
+        return Content("\n").join([line.truncate(width) for line in (line1, line2, line3)])
+
+    def button_at(self, x: int, y: int) -> str | None:
+        """The id of the drawn button at (x, y) in this widget, if any."""
+        if y != 2:
+            return None
+        size = 7 if self.screen.has_class("narrow") else BUTTON_MIN_WIDTH
+        if 0 <= x < size:
+            return "save"
+        if size + 1 <= x < 2 * size + 1:
+            return "open"
+        return None
+
+    # The row does the work, in its own queue: building it removes this widget, which would
+    # end a handler still running here.
+    def on_enter(self, event: events.Enter) -> None:
+        row = self._row()
+        if row is not None:
+            row.call_later(row.unfold)
+
+    def on_click(self, event: events.Click) -> None:
+        event.stop()
+        row = self._row()
+        if row is not None:
+            row.call_later(row.unfold, press=self.button_at(event.x, event.y))
+
+    def on_focus(self, event: events.Focus) -> None:
+        row = self._row()
+        if row is not None:
+            row.call_later(row.unfold, focus=True)
+
+
 class JobRow(Vertical):
     """One request: endpoint, status, queue position, progress, elapsed time, result, actions.
 
     `started` is when this app submitted it (None for a request it only watched: then no
     elapsed time is claimed); `finished` is when the COMPLETED status (or result) arrived.
+    `light`: drawn light while it can be (finished, watched only, no partial progress; see
+    the module docstring).
     """
 
     @dataclass
@@ -56,8 +141,11 @@ class JobRow(Vertical):
         request_id: str
         endpoint_id: str
 
-    def __init__(self, request_id: str, endpoint_id: str, started: float | None) -> None:
+    def __init__(self, request_id: str, endpoint_id: str, started: float | None, *,
+                 light: bool = False) -> None:
         super().__init__(classes="job")
+        self.light = light
+        self._unfolding = asyncio.Lock()
         self.request_id, self.endpoint_id = request_id, endpoint_id
         self.started: float | None = started
         self.finished: float | None = None
@@ -73,10 +161,20 @@ class JobRow(Vertical):
         self._now: float | None = None
         self._composed = False
 
+    def drawn_light(self) -> bool:
+        """Whether it composes light now: asked to, and its look is one LightFoot draws (done,
+        with a result to save, so its buttons are enabled; no start time; no partial bar)."""
+        whole = not self.total or (self.done or 0.0) in (0.0, self.total)
+        return (self.light and self.is_done and self.started is None and whole
+                and self.result is not None)
+
     def compose(self):
         yield Label(self.endpoint_id or "?", classes="job-endpoint", markup=False)
         yield Label(f"id {self.request_id}", classes="job-id", markup=False)
-        yield Label(self.status, classes="job-status", markup=False)
+        yield Label(self._status_line(), classes="job-status", markup=False)
+        if self.drawn_light():
+            yield LightFoot()
+            return
         with Horizontal(classes="job-progress"):
             yield ProgressBar(total=None, show_eta=False, show_percentage=False, classes="job-bar")
             yield Label("", classes="job-pct")
@@ -91,6 +189,24 @@ class JobRow(Vertical):
     def on_mount(self) -> None:
         self._composed = True  # children exist from here on (is_mounted is set only after this)
         self._paint()
+
+    async def unfold(self, *, press: str | None = None, focus: bool = False) -> None:
+        """A light row becomes the full one (same look, real buttons); when this returns, the
+        full row's widgets are there (a second caller waits for the first). Then `press` (a
+        button's id) is clicked as the pointer would, or with `focus` the first button focused."""
+        self.light = False
+        async with self._unfolding:
+            if self._composed and self.is_attached and self.query(LightFoot):
+                await self.recompose()
+                self._paint()
+        buttons = [b for b in self.query(Button) if b.display and not b.disabled]
+        if press:
+            for button in buttons:
+                if button.id == press:
+                    button.focus()
+                    button.press()
+        elif focus and buttons:
+            buttons[0].focus()
 
     @property
     def is_done(self) -> bool:
@@ -139,18 +255,32 @@ class JobRow(Vertical):
             self._paint_elapsed()
 
     # -- painting (only while mounted) ------------------------------------------------------------
-    def _paint(self, now: float | None = None) -> None:
-        if now is not None:
-            self._now = now
-        if not (self._composed and self.is_attached):
-            return
-        self.query_one(".job-endpoint", Label).update(self.endpoint_id or "?")
+    def _status_line(self) -> str:
         line = self.status
         if self.queue_position is not None:
             line += f" · queue position {self.queue_position}"
         if self.log_line and not self.outcome:
             line += f" · {self.log_line[:60]}"
-        self.query_one(".job-status", Label).update(line)
+        return line
+
+    def _paint(self, now: float | None = None) -> None:
+        if now is not None:
+            self._now = now
+        mounted = self._composed and self.is_attached
+        for cls in ("completed", "failed", "cancelled"):  # before mounting: no style update
+            self.set_class(self.outcome == cls, cls, update=mounted)
+        if not mounted:
+            return
+        self.query_one(".job-endpoint", Label).update(self.endpoint_id or "?")
+        self.query_one(".job-status", Label).update(self._status_line())
+        light = self.query(LightFoot)
+        if light:
+            if self.drawn_light():
+                light.first().refresh()
+            else:  # its state left what the light row draws (e.g. a partial progress)
+                self.light = False
+                self.call_later(self.unfold)
+            return
         bar = self.query_one(ProgressBar)
         pct = self.query_one(".job-pct", Label)
         if self.total:
@@ -162,8 +292,6 @@ class JobRow(Vertical):
         else:
             pct.update("…")  # indeterminate: fal gave no progress yet
         self.query_one(".job-result", Label).update(self.result_line)
-        for cls in ("completed", "failed", "cancelled"):
-            self.set_class(self.outcome == cls, cls)
         for button in self.query(Button):
             if button.id == "cancel":
                 button.display = not self.is_done
@@ -172,7 +300,10 @@ class JobRow(Vertical):
         self._paint_elapsed()
 
     def _paint_elapsed(self) -> None:
-        label = self.query_one(".job-elapsed", Label)
+        found = self.query(".job-elapsed")
+        if not found:
+            return  # a light row: it claims no time (it has no start)
+        label = found.first(Label)
         if self.started is None:
             label.update("")
             return

@@ -12,6 +12,8 @@ them (the stopped app's sandbox) is gone. An approval that was pending is asked 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
 from typing import Any
 
 from rich.text import Text
@@ -27,7 +29,7 @@ from agent.tui.chat import AnswerMessage, ErrorMessage, NoticeMessage, UserMessa
 
 
 def money_text(value: float) -> str:
-    from agent.core.gate import money
+    from agent.core.money import money
 
     return money(value)
 
@@ -136,6 +138,49 @@ class ResumePicker(ModalScreen[str | None]):
 
 
 # -- painting a rebuilt conversation ----------------------------------------------------------
+_PLAIN_LINE = re.compile(r"[^\W_]+(?:[ ,:;?!'\"()%/-]+[^\W_]+)*[ ,:;?!'\"()%/.-]*")
+"""A line Markdown leaves as it is: words (letters, digits) and a few punctuation marks that
+mean nothing to it, no two spaces in a row; a dot only at the end of a sentence."""
+_MARKDOWN_START = re.compile(r"\d+[.)]|[-+]")
+
+
+def plain_answer(text: str) -> bool:
+    """Whether the Markdown widget would show `text` exactly as a Static does: lines of plain
+    words (see `_PLAIN_LINE`; nothing Markdown styles, lists, links or folds), paragraphs one
+    empty line apart. An answer that is not plain keeps the Markdown widget."""
+    if not text or len(text) > 4000:
+        return False
+    for paragraph in text.split("\n\n"):
+        if not paragraph:
+            return False  # three line breaks: Markdown keeps one gap, a Static two
+        for line in paragraph.split("\n"):
+            if not line or "  " in line or "//" in line or _MARKDOWN_START.match(line):
+                return False
+            for sentence in line.split(". "):
+                if not _PLAIN_LINE.fullmatch(sentence):
+                    return False
+    return True
+
+
+class ReplayedAnswer(Static):
+    """A reopened chat's plain answer (`plain_answer`), drawn as AnswerMessage draws it, by one
+    widget: the Markdown widget would parse it and mount a paragraph widget for each part."""
+
+    DEFAULT_CSS = """
+    ReplayedAnswer { color: $foreground; }
+    """
+
+    def __init__(self, text: str) -> None:
+        # the last paragraph's bottom margin, inside the Markdown widget, is a blank line here
+        super().__init__(text + "\n", markup=False, classes="message answer")
+        self.text = text
+
+
+def answer_widget(text: str) -> Widget:
+    """A replayed answer's widget: light when plain, the Markdown one otherwise."""
+    return ReplayedAnswer(text) if plain_answer(text) else AnswerMessage(text)
+
+
 def widgets_for(shown: list[Any], *, max_items: int) -> tuple[list[Widget], int]:
     """Widgets for the newest `max_items` shown items, and how many older ones were left out."""
     from agent.tui.media_view import result_widgets
@@ -147,13 +192,13 @@ def widgets_for(shown: list[Any], *, max_items: int) -> tuple[list[Widget], int]
         if item.kind == "user":
             out.append(UserMessage(item.text))
         elif item.kind == "answer":
-            out.append(AnswerMessage(item.text))
+            out.append(answer_widget(item.text))
         elif item.kind == "notice":
             out.append(NoticeMessage(item.text, kind=item.tag or "info"))
         elif item.kind == "error":
             out.append(ErrorMessage(item.text))
         elif item.kind == "tool":
-            card = ToolCard(item.call_id, item.name, item.args, item.tool_kind)
+            card = ToolCard(item.call_id, item.name, item.args, item.tool_kind, light=True)
             card.finish(item.content, item.artifact, item.error, item.duration_s)
             out.append(card)
         elif item.kind == "media":  # previews, or a text result inline
@@ -165,12 +210,11 @@ def job_rows(jobs: dict[str, Any], *, clock: float, stale_note: str = "") -> lis
     """Job rows in their recorded states, oldest first; `stale_note` goes under a live one
     nobody can follow any more (the stopped app's sandbox ran it)."""
     from agent.tui.jobs import JobRow
-    from agent.tui.toolcard import summarize
-    from agent.tui.turn import result_summary
+    from agent.tui.toolcard import result_summary, summarize
 
     rows = []
     for state in jobs.values():
-        row = JobRow(state.request_id, state.endpoint_id, None)
+        row = JobRow(state.request_id, state.endpoint_id, None, light=True)
         row.status = state.status or "SUBMITTED"
         row.queue_position = state.queue_position if row.status == "IN_QUEUE" else None
         row.result = state.result
@@ -282,6 +326,13 @@ async def preview(app: Any, session_id: str | None) -> None:
         return  # nothing stored, or the runtime was quicker: resume_into paints
     app.resume = rebuilt.session_id  # the runtime reopens exactly this one
     await paint_replay(app, rebuilt)
+    # The runtime's build waits for this worker: let the chat reach the screen first (the
+    # build's imports, in a thread, would hold the interpreter while it is drawn).
+    drawn = asyncio.Event()
+    app.call_after_refresh(drawn.set)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(1.0):
+            await drawn.wait()
 
 
 async def resume_into(app: Any, session_id: str | None, *, wait: bool = True) -> bool:

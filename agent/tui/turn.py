@@ -9,7 +9,7 @@ from agent.core.events import ApprovalRequest, ErrorEvent, Token, ToolEnd, ToolP
 from agent.tui.chat import AnswerMessage, ChatView, ErrorMessage, NoticeMessage
 from agent.tui.jobs import JobsPanel
 from agent.tui.progress import JobUpdate, job_update, log_messages
-from agent.tui.toolcard import ToolCard, summarize
+from agent.tui.toolcard import ToolCard, result_summary, summarize
 from tools.outcome import jsonable
 from tools.registry import JOB_TOOLS, MEDIA_TOOLS
 
@@ -34,24 +34,6 @@ def progress_text(data: dict[str, Any]) -> str:
         return f"{status} · queue position {data['queue_position']}"
     logs = log_messages(data)
     return f"{status} · {logs[-1][:80]}" if logs else status
-
-
-def result_summary(result: Any, content: str) -> str:
-    """`2 images`, `1 video`, `1 audio`, `text: ...`, else the first line of what the tool said."""
-    from agent.media import find_media, text_result
-
-    media = find_media(result)
-    if media:
-        kinds = {m.kind for m in media}
-        if len(kinds) == 1 and "file" not in kinds:
-            kind = kinds.pop()
-            plural = "s" if len(media) != 1 and kind != "audio" else ""
-            return f"{len(media)} {kind}{plural}"
-        return f"{len(media)} file{'s' if len(media) != 1 else ''}"
-    text = text_result(result)
-    if text is not None:
-        return summarize("text: " + text, 60)
-    return summarize(content, 60)
 
 
 async def preview_once(chat: ChatView, jobs: JobsPanel, result: Any, endpoint: str, rid: str) -> None:
