@@ -2,11 +2,13 @@
 
 A reopened chat's cards are finished before they mount: `light=True` draws them as two plain
 lines (the folded title and the summary) and builds the foldable card only when the title is
-clicked, or focused and Enter pressed, so a long history mounts a fraction of the widgets.
+used (the pointer on it builds it folded; a click, or Enter while it is focused, unfolds it),
+so a long history mounts a fraction of the widgets.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -61,7 +63,7 @@ def pretty_json(value: Any, limit: int = 20000) -> str:
 
 class LightTitle(Static, can_focus=True):
     """A light card's folded title, drawn as the Collapsible's title is; a click, or Enter
-    while focused, builds the full card unfolded."""
+    while focused, builds the full card unfolded; the pointer on it builds it folded."""
 
     BINDINGS = [Binding("enter", "unfold", "Unfold", show=False)]
     ALLOW_SELECT = False
@@ -85,16 +87,21 @@ class LightTitle(Static, can_focus=True):
     }
     """
 
+    # The card does the work, in its own queue: rebuilding it removes this title (and would
+    # end a handler still running here).
     def on_click(self, event: events.Click) -> None:
         event.stop()
         self.action_unfold()
 
     def action_unfold(self) -> None:
-        # The card does it, in its own queue: rebuilding it removes this title (and would end
-        # a handler still running here).
         card = self.parent
         if isinstance(card, ToolCard):
-            card.call_later(card.unfold, focus=self.has_focus)
+            card.call_later(card.build, expand=True, focus=self.has_focus)
+
+    def on_enter(self, event: events.Enter) -> None:
+        card = self.parent  # the pointer's hover look is the real title's: build it, folded
+        if isinstance(card, ToolCard):
+            card.call_later(card.build)
 
 
 class ToolCard(Vertical):
@@ -108,7 +115,8 @@ class ToolCard(Vertical):
                  light: bool = False) -> None:
         super().__init__(classes=f"toolcard running {kind}")
         self.light = light
-        """Drawn as two lines until unfolded (only once it is finished: see the module docstring)."""
+        """Drawn as two lines until used (only once it is finished: see the module docstring)."""
+        self._building = asyncio.Lock()
         self.call_id, self.tool_name, self.args, self.kind = call_id, name, dict(args), kind
         self.result: Any = None
         self.content = ""
@@ -143,18 +151,21 @@ class ToolCard(Vertical):
         self._composed = True  # children exist from here on (is_mounted is set only after this)
         self._paint()
 
-    async def unfold(self, *, focus: bool = False) -> None:
-        """A light card becomes the full, foldable one, unfolded (its JSON shown)."""
-        drawn_light = self.light and bool(self.query(LightTitle))
+    async def build(self, *, expand: bool = False, focus: bool = False) -> None:
+        """A light card becomes the full, foldable one (a second caller waits for the first);
+        then `expand` unfolds it (its JSON shown) and `focus` focuses its title."""
         self.light = False
-        if not drawn_light:
-            return  # built already (or being built by an earlier click)
-        await self.recompose()
-        self._paint()
-        collapsible = self.query_one(Collapsible)
-        collapsible.collapsed = False
+        async with self._building:
+            if self._composed and self.is_attached and self.query(LightTitle):
+                await self.recompose()
+                self._paint()
+        found = self.query(Collapsible)
+        if not found:
+            return
+        if expand:
+            found.first().collapsed = False
         if focus:
-            collapsible.query_one("CollapsibleTitle").focus()
+            found.first().query_one("CollapsibleTitle").focus()
 
     def progress(self, text: str) -> None:
         """Show a live update (queue position, a log line) while running."""

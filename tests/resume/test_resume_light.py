@@ -159,13 +159,16 @@ def test_plain_answer(text, plain):
     assert isinstance(answer_widget(text), ReplayedAnswer if plain else AnswerMessage)
 
 
-async def test_a_light_card_unfolds_into_the_full_card_on_click_and_on_enter():
+async def test_a_light_card_is_built_on_hover_and_unfolds_on_click_and_on_enter():
     app = _app()
     async with app.run_test(size=(160, 48)) as pilot:
         await _drawn(app)
-        clicked, keyed = _card(True), _card(True)
-        await app.chat.mount_all([clicked, keyed])
+        clicked, keyed, hovered = _card(True), _card(True), _card(True)
+        await app.chat.mount_all([clicked, keyed, hovered])
         await _drawn(app)
+        await pilot.hover(hovered.query_one(LightTitle))  # built, still folded: the real hover look
+        await _wait(pilot, lambda: hovered.query(Collapsible), "the hovered card to be built")
+        assert hovered.query_one(Collapsible).collapsed and not hovered.query(LightTitle)
         await pilot.click(clicked.query_one(LightTitle))
         await _wait(pilot, lambda: clicked.query(Collapsible) and not clicked.query_one(Collapsible).collapsed,
                     "the clicked card to unfold")
