@@ -25,11 +25,22 @@ from agent.tui.toolcard import ToolCard  # noqa: E402 - after the sys.path fix a
 
 
 class _Runtime:
+    """A runtime that never answers: the members of agent.core.contracts.SessionRuntime."""
+
     mode, model_name, personas, transcript = "sandbox", "stub", {}, None
+    sandbox_url, listener = None, None
 
     def __init__(self) -> None:
-        self.runner = SimpleNamespace(persona=SimpleNamespace(name="bench"), spent_usd=0.0,
-                                      budget_left_usd=5.0, session_id="bench")
+        self.notices: list[str] = []
+        self.runner = SimpleNamespace(persona=SimpleNamespace(name="bench", tools=(), budget_usd=5.0),
+                                      spent_usd=0.0, budget_left_usd=5.0, session_id="bench",
+                                      history=[], model_name="stub")
+
+    def switch_persona(self, name: str):
+        return self.runner
+
+    def new_session(self):
+        return self.runner
 
     async def aclose(self) -> None:
         pass
