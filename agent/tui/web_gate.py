@@ -10,22 +10,12 @@ cannot start a session that spends money. The access log never shows a query str
 from __future__ import annotations
 
 import hmac
-import ipaddress
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler, Middleware
 
-
-def is_loopback(host: str) -> bool:
-    """True for `localhost` and loopback addresses (127.0.0.0/8, ::1)."""
-    name = host.strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+from agent.loopback import is_loopback
 
 
 def cookie_name(port: int) -> str:
