@@ -2,7 +2,7 @@
 
 A reopened chat's cards are finished before they mount: `light=True` draws them as two plain
 lines (the folded title and the summary) and builds the foldable card only when the title is
-used (the pointer on it builds it folded; a click, or Enter while it is focused, unfolds it),
+used (the pointer or the focus on it builds it folded; a click, or Enter, unfolds it),
 so a long history mounts a fraction of the widgets.
 """
 
@@ -62,8 +62,8 @@ def pretty_json(value: Any, limit: int = 20000) -> str:
 
 
 class LightTitle(Static, can_focus=True):
-    """A light card's folded title, drawn as the Collapsible's title is; a click, or Enter
-    while focused, builds the full card unfolded; the pointer on it builds it folded."""
+    """A light card's folded title, drawn as the Collapsible's title is; a click (or Enter)
+    builds the full card unfolded; the pointer or the focus on it builds it folded."""
 
     BINDINGS = [Binding("enter", "unfold", "Unfold", show=False)]
     ALLOW_SELECT = False
@@ -102,6 +102,11 @@ class LightTitle(Static, can_focus=True):
         card = self.parent  # the pointer's hover look is the real title's: build it, folded
         if isinstance(card, ToolCard):
             card.call_later(card.build)
+
+    def on_focus(self, event: events.Focus) -> None:
+        card = self.parent  # so is the focused look: build it, the real title takes the focus
+        if isinstance(card, ToolCard):
+            card.call_later(card.build, focus=True)
 
 
 class ToolCard(Vertical):

@@ -174,7 +174,10 @@ async def test_a_light_card_is_built_on_hover_and_unfolds_on_click_and_on_enter(
                     "the clicked card to unfold")
         assert not clicked.light and not clicked.query(LightTitle)
         assert '"fal-ai/flux/dev"' in str(clicked.query_one(".json").render())  # its JSON is shown
-        keyed.query_one(LightTitle).focus()
+        keyed.query_one(LightTitle).focus()  # (Tab to it) built, and the real title has the focus
+        await _wait(pilot, lambda: keyed.query(Collapsible) and app.focused is keyed.query_one("CollapsibleTitle"),
+                    "the focused card to be built")
+        assert keyed.query_one(Collapsible).collapsed
         await pilot.press("enter")
         await _wait(pilot, lambda: keyed.query(Collapsible) and not keyed.query_one(Collapsible).collapsed,
                     "the card to unfold on Enter")
