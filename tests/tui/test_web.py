@@ -338,9 +338,9 @@ async def test_a_result_image_shows_as_half_blocks_in_the_browser(start_server, 
     def preview_shown(text: str, rows: int = 4) -> bool:  # half-block rows (a dialog border is one)
         return "Approve edited" not in text and sum(line.count("▀") >= 24 for line in text.splitlines()) >= rows
 
-    await page.wait_for_text(preview_shown, 120)
-    # The turn goes on to fetch the result and the chat scrolls past the preview: once it has
-    # ended, wheel back up (a few lines a turn; a page up can jump over it) for the screenshot.
+    # The preview shows while the turn goes on, and the chat then scrolls past it: waiting to
+    # catch it on screen mid-turn is a race a loaded machine loses. So wait for the turn's end,
+    # then wheel back up (a few lines a turn; a page up can jump over it) until it shows.
     await page.wait_for_text(lambda text: "get_queue_result" in text and PROMPT in text
                              and "I fetched the result" in text, 120)
     screen = await page.wait_settled(10)
