@@ -178,22 +178,27 @@ def _submit_step(step: str, body: str) -> Step:
     return Step(step, "submit_queue_request", {"endpoint_id": endpoint, "arguments": arguments, **options})
 
 
+def _json_object(step: str, body: str) -> tuple[dict[str, Any], str]:
+    """(the JSON object in `body` from its first `{` to its last `}`, the text before it);
+    ({}, body) when there is none. GrammarError for invalid JSON or a non-object."""
+    brace = body.find("{")
+    if brace < 0:
+        return {}, body
+    try:
+        parsed = json.loads(body[brace:body.rfind("}") + 1])
+    except ValueError as exc:
+        raise GrammarError(step, f"the arguments are not valid JSON: {_json_error(exc)}") from None
+    if not isinstance(parsed, dict):
+        raise GrammarError(step, "the arguments must be a JSON object")
+    return dict(parsed), body[:brace]
+
+
 def _arguments(step: str, body: str, endpoint: str, *,
                free_prompt: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
     """(model arguments, submit options) from a submit's text: a JSON object, key=value pairs,
     a quoted prompt, `prompt ...`, or (with `free_prompt`) the words left over."""
     options: dict[str, Any] = {}
-    arguments: dict[str, Any] = {}
-    brace = body.find("{")
-    if brace >= 0:
-        try:
-            parsed = json.loads(body[brace:body.rfind("}") + 1])
-        except ValueError as exc:
-            raise GrammarError(step, f"the arguments are not valid JSON: {_json_error(exc)}") from None
-        if not isinstance(parsed, dict):
-            raise GrammarError(step, "the arguments must be a JSON object")
-        arguments.update(parsed)
-        body = body[:brace]
+    arguments, body = _json_object(step, body)
     for m in _KV_RE.finditer(body):
         key, val = m.group(1), _value(m.group(2))
         if key in ("priority", "webhook_url", "webhook"):
@@ -312,17 +317,7 @@ _QUEUE_TOOLS = {"status": "get_queue_status", "watch": "stream_queue_status",
 
 def _tool_step(step: str, name: str, body: str) -> Step:
     """`<tool_name> key=value ... [{json}]`: a call by the tool's own name."""
-    args: dict[str, Any] = {}
-    brace = body.find("{")
-    if brace >= 0:
-        try:
-            parsed = json.loads(body[brace:body.rfind("}") + 1])
-        except ValueError as exc:
-            raise GrammarError(step, f"the arguments are not valid JSON: {_json_error(exc)}") from None
-        if not isinstance(parsed, dict):
-            raise GrammarError(step, "the arguments must be a JSON object")
-        args.update(parsed)
-        body = body[:brace]
+    args, body = _json_object(step, body)
     args.update({m.group(1): _value(m.group(2)) for m in _KV_RE.finditer(body)})
     if _KV_RE.sub(" ", body).strip():
         raise GrammarError(step, f"give {name}'s arguments as key=value pairs or one JSON object")
