@@ -32,7 +32,31 @@ def graphics_image_class() -> Any:
     return getattr(module, "Image", None) if module else None
 
 
-class MediaPreview(Vertical):
+class SavableResult(Vertical):
+    """A result widget with Save and Open buttons (`#save-media`, `#open-media`): subclasses
+    give `save()`; Open saves first unless it was saved already."""
+
+    saved_path: Path | None = None
+
+    async def save(self) -> Path:
+        raise NotImplementedError
+
+    @on(Button.Pressed, "#save-media")
+    async def _save_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        await save_and_report(self, self.save, open_after=False)
+
+    @on(Button.Pressed, "#open-media")
+    async def _open_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+
+        async def saved() -> Path:
+            return self.saved_path or await self.save()
+
+        await save_and_report(self, saved, open_after=True)
+
+
+class MediaPreview(SavableResult):
     """One media file from a result. Downloads in a worker; never blocks the chat."""
 
     def __init__(self, ref: MediaRef, *, stem: str = "") -> None:
@@ -171,20 +195,6 @@ class MediaPreview(Vertical):
             self.saved_path = await save_media(self.ref, stem=self.stem)
         return self.saved_path
 
-    @on(Button.Pressed, "#save-media")
-    async def _save_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        await save_and_report(self, self.save, open_after=False)
-
-    @on(Button.Pressed, "#open-media")
-    async def _open_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-
-        async def saved() -> Path:
-            return self.saved_path or await self.save()
-
-        await save_and_report(self, saved, open_after=True)
-
 
 async def save_and_report(widget: Any, save: Callable[[], Awaitable[Path]], *, open_after: bool) -> None:
     """Save (and open, if asked) from a button, and say in a notification how it went."""
@@ -206,7 +216,7 @@ async def save_and_report(widget: Any, save: Callable[[], Awaitable[Path]], *, o
         widget.app.notify(f"saved to {path}")
 
 
-class TextResult(Vertical):
+class TextResult(SavableResult):
     """A result that is text (speech-to-text's transcript, an LLM endpoint's output), shown
     inline; Save writes it to a `.txt` file in the media folder, Open saves and opens that."""
 
@@ -235,20 +245,6 @@ class TextResult(Vertical):
         self.saved_path = await asyncio.to_thread(save_bytes, self.text.encode("utf-8"), media_dir(),
                                                   self.stem or "text", ".txt")
         return self.saved_path
-
-    @on(Button.Pressed, "#save-media")
-    async def _save_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        await save_and_report(self, self.save, open_after=False)
-
-    @on(Button.Pressed, "#open-media")
-    async def _open_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-
-        async def saved() -> Path:
-            return self.saved_path or await self.save()
-
-        await save_and_report(self, saved, open_after=True)
 
 
 def result_widgets(result: Any, endpoint: str, request_id: str, limit: int = 4) -> list[Vertical]:
