@@ -128,22 +128,35 @@ async def _receive_file(request: Request, entry: StoredFile) -> None:
     entry.complete = True
 
 
-async def small_upload(request: Request) -> Response:
-    """POST /files/upload: the whole file in one body."""
+async def _bearer_refused(request: Request) -> Response | None:
+    """The answer refusing an upload without a valid token (or an injected fault), else None."""
     state = state_of(request)
     try:
         state.uploads.check_token(request.headers.get("authorization"), state.clock.now())
     except UploadError as exc:
         return _error(exc)
-    fault = await apply_faults(state, "upload", None)
-    if fault is not None:
-        return fault
+    return await apply_faults(state, "upload", None)
+
+
+def _new_entry(request: Request, via: str) -> StoredFile:
+    """A new stored file named and typed by the upload's headers (`X-Fal-File-Name`,
+    `Content-Type`, `X-Fal-Object-Lifecycle`)."""
+    state = state_of(request)
+    return state.uploads.create(base_url=_base(request), file_name=request.headers.get("x-fal-file-name"),
+                                content_type=request.headers.get("content-type"), via=via,
+                                now=state.clock.now(),
+                                lifecycle=parse_lifecycle(request.headers.get("x-fal-object-lifecycle")))
+
+
+async def small_upload(request: Request) -> Response:
+    """POST /files/upload: the whole file in one body."""
+    state = state_of(request)
+    refused = await _bearer_refused(request)
+    if refused is not None:
+        return refused
     entry = None
     try:
-        entry = state.uploads.create(base_url=_base(request), file_name=request.headers.get("x-fal-file-name"),
-                                     content_type=request.headers.get("content-type"), via="cdn",
-                                     now=state.clock.now(),
-                                     lifecycle=parse_lifecycle(request.headers.get("x-fal-object-lifecycle")))
+        entry = _new_entry(request, "cdn")
         await _receive_file(request, entry)
     except UploadError as exc:
         if entry is not None:
@@ -155,18 +168,11 @@ async def small_upload(request: Request) -> Response:
 async def multipart_create(request: Request) -> Response:
     """POST /files/upload/multipart: start a multipart upload."""
     state = state_of(request)
+    refused = await _bearer_refused(request)
+    if refused is not None:
+        return refused
     try:
-        state.uploads.check_token(request.headers.get("authorization"), state.clock.now())
-    except UploadError as exc:
-        return _error(exc)
-    fault = await apply_faults(state, "upload", None)
-    if fault is not None:
-        return fault
-    try:
-        entry = state.uploads.create(base_url=_base(request), file_name=request.headers.get("x-fal-file-name"),
-                                     content_type=request.headers.get("content-type"), via="multipart",
-                                     now=state.clock.now(),
-                                     lifecycle=parse_lifecycle(request.headers.get("x-fal-object-lifecycle")))
+        entry = _new_entry(request, "multipart")
     except UploadError as exc:
         return _error(exc)
     upload_id = state.uploads.start_multipart(entry)
