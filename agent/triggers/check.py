@@ -29,6 +29,8 @@ from tools.webhooks import (
     KeyLike,
     KeysMayHaveRotated,
     WebhookVerificationError,
+    require_all,
+    signed_headers_from_raw,
     verify_signed_headers,
 )
 
@@ -95,6 +97,19 @@ class WebhookIntake(Protocol):
     def close(self) -> None:
         """Let go of threads or processes (a later submit may start them again)."""
         ...
+
+
+def signed_or_refused(headers: RawHeaders, found: SignedHeaders | None) -> SignedHeaders | Outcome:
+    """The four signed headers (`found` when the caller collected them already, else read from
+    `headers`), or the 401 Outcome naming the one that is missing or malformed."""
+    if found is not None:
+        return found
+    try:
+        signed = signed_headers_from_raw(headers)
+        require_all(signed)
+    except WebhookVerificationError as exc:
+        return Outcome(401, exc.reason)
+    return signed
 
 
 async def retry_on_rotation(jwks: JwksCache, signed: SignedHeaders, body: bytes,

@@ -43,15 +43,13 @@ from agent.triggers.check import (
     SignedHeaders,
     check_delivery,
     retry_on_rotation,
+    signed_or_refused,
 )
 from agent.triggers.inbox import Inbox, NewEvent
 from tools.webhooks import (
     JwksCache,
     JwksError,
     KeyLike,
-    WebhookVerificationError,
-    require_all,
-    signed_headers_from_raw,
 )
 
 log = logging.getLogger(__name__)
@@ -114,13 +112,10 @@ class Intake:
                      found: SignedHeaders | None = None) -> Outcome:
         """Verify, validate and store one delivery; the Outcome says what to answer (`found`:
         the signed headers if the caller collected them already)."""
-        if found is None:
-            try:
-                found = signed_headers_from_raw(headers)
-                require_all(found)
-            except WebhookVerificationError as exc:
-                return Outcome(401, exc.reason)
-        signed = found
+        checked = signed_or_refused(headers, found)
+        if isinstance(checked, Outcome):
+            return checked
+        signed = checked
         return await retry_on_rotation(self.jwks, signed, body, lambda: self._enqueue(signed, body, endpoint_id))
 
     async def _enqueue(self, signed: SignedHeaders, body: bytes, endpoint_id: str | None) -> Outcome:

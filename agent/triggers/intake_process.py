@@ -34,6 +34,7 @@ from agent.triggers.check import (
     RawHeaders,
     SignedHeaders,
     retry_on_rotation,
+    signed_or_refused,
 )
 from agent.triggers.checker import encode, split_frames
 from agent.triggers.inbox import Inbox, NewEvent
@@ -44,9 +45,6 @@ from tools.webhooks import (
     HEADER_USER_ID,
     JwksCache,
     JwksError,
-    WebhookVerificationError,
-    require_all,
-    signed_headers_from_raw,
 )
 
 log = logging.getLogger(__name__)
@@ -114,13 +112,10 @@ class ProcessIntake:
 
         `found`: the four signed headers, when the caller collected them already (the
         listener's check_head, which also saw that none is missing or repeated)."""
-        if found is None:
-            try:  # the checker is only sent deliveries that carry all four
-                found = signed_headers_from_raw(headers)
-                require_all(found)
-            except WebhookVerificationError as exc:
-                return Outcome(401, exc.reason)
-        signed = found
+        checked = signed_or_refused(headers, found)  # the checker only gets deliveries with all four
+        if isinstance(checked, Outcome):
+            return checked
+        signed = checked
         return await retry_on_rotation(self.jwks, signed, body, lambda: self._enqueue(signed, body, endpoint_id))
 
     async def _enqueue(self, found: SignedHeaders, body: bytes, endpoint_id: str | None) -> Outcome:
